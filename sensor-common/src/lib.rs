@@ -1,0 +1,306 @@
+//! The ABI between the sensor's eBPF programs and its agent.
+//!
+//! Rules that keep both sides honest:
+//! - plain `#[repr(C)]` structs with explicit padding, no `bool` and no Rust enums across the
+//!   boundary: kinds and operations are `u32` constants that userspace converts with `TryFrom`;
+//! - a `const` size assertion beside every struct, so a layout change breaks the build on both
+//!   sides instead of corrupting events;
+//! - variable-length data (paths, argv, socket addresses) follows a fixed header, with its lengths
+//!   in the header; userspace accessors are bounds-checked (see `sensor::probes::decode`).
+#![no_std]
+
+/// Name of the ring buffer carrying every event.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Name of the per-CPU counter array (see [`counter_index`]).
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Name of the LPM trie of path prefixes whose read-only opens are not reported.
+pub const MAP_IGNORED_PREFIXES: &str = "IGNORED_PREFIXES";
+/// Name of the load-time configuration global.
+pub const GLOBAL_CONFIG: &str = "CONFIG";
+
+// ---------------------------------------------------------------------------------------------
+// Event kinds: the coarse class of an event, used for counters and for routing in userspace.
+// ---------------------------------------------------------------------------------------------
+
+pub const KIND_EXEC: u32 = 1;
+pub const KIND_FORK: u32 = 2;
+pub const KIND_EXIT: u32 = 3;
+pub const KIND_FILE: u32 = 4;
+pub const KIND_NET: u32 = 5;
+pub const KIND_PRIV: u32 = 6;
+/// One past the highest kind; counters are sized by it.
+pub const KIND_COUNT: u32 = 7;
+
+// Counter slots per kind.
+/// Events that passed the in-kernel filters and were offered to the ring buffer.
+pub const CTR_SEEN: u32 = 0;
+/// Events the ring buffer refused (full). `seen - dropped` reached userspace.
+pub const CTR_DROPPED: u32 = 1;
+/// Events suppressed on purpose in the kernel (own activity, ignored prefixes, dedup).
+pub const CTR_FILTERED: u32 = 2;
+/// Events that could not be built (a failed read of kernel or user memory, a full stash map).
+pub const CTR_ERRORS: u32 = 3;
+pub const CTR_SLOTS: u32 = 4;
+pub const COUNTERS_LEN: u32 = KIND_COUNT * CTR_SLOTS;
+
+/// Index of a counter in [`MAP_COUNTERS`].
+#[inline(always)]
+pub const fn counter_index(kind: u32, slot: u32) -> u32 {
+    kind * CTR_SLOTS + slot
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syscall operations: what a KIND_FILE / KIND_NET / KIND_PRIV event records.
+// ---------------------------------------------------------------------------------------------
+
+pub const OP_OPEN: u32 = 1;
+pub const OP_OPENAT: u32 = 2;
+pub const OP_OPENAT2: u32 = 3;
+pub const OP_CREAT: u32 = 4;
+pub const OP_UNLINK: u32 = 5;
+pub const OP_UNLINKAT: u32 = 6;
+pub const OP_RENAME: u32 = 7;
+pub const OP_RENAMEAT: u32 = 8;
+pub const OP_RENAMEAT2: u32 = 9;
+pub const OP_CHMOD: u32 = 10;
+pub const OP_FCHMOD: u32 = 11;
+pub const OP_FCHMODAT: u32 = 12;
+pub const OP_FCHMODAT2: u32 = 13;
+pub const OP_TRUNCATE: u32 = 14;
+pub const OP_FTRUNCATE: u32 = 15;
+/// Traced so relative paths resolve against the right working directory.
+pub const OP_CHDIR: u32 = 16;
+pub const OP_FCHDIR: u32 = 17;
+
+pub const OP_CONNECT: u32 = 20;
+pub const OP_BIND: u32 = 21;
+pub const OP_LISTEN: u32 = 22;
+pub const OP_ACCEPT: u32 = 23;
+pub const OP_ACCEPT4: u32 = 24;
+
+pub const OP_SETUID: u32 = 30;
+pub const OP_SETGID: u32 = 31;
+pub const OP_SETREUID: u32 = 32;
+pub const OP_SETREGID: u32 = 33;
+pub const OP_SETRESUID: u32 = 34;
+pub const OP_SETRESGID: u32 = 35;
+pub const OP_SETFSUID: u32 = 36;
+pub const OP_SETFSGID: u32 = 37;
+pub const OP_CAPSET: u32 = 38;
+pub const OP_PTRACE: u32 = 39;
+pub const OP_MEMFD_CREATE: u32 = 40;
+pub const OP_INIT_MODULE: u32 = 41;
+pub const OP_FINIT_MODULE: u32 = 42;
+pub const OP_MOUNT: u32 = 43;
+pub const OP_UMOUNT2: u32 = 44;
+pub const OP_UNSHARE: u32 = 45;
+pub const OP_SETNS: u32 = 46;
+pub const OP_BPF: u32 = 47;
+pub const OP_CHROOT: u32 = 48;
+pub const OP_PIVOT_ROOT: u32 = 49;
+
+/// The kind an operation is counted under.
+#[inline(always)]
+pub const fn op_kind(op: u32) -> u32 {
+    if op < 20 {
+        KIND_FILE
+    } else if op < 30 {
+        KIND_NET
+    } else {
+        KIND_PRIV
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounds of the variable-length regions. Documented in README ("What the probes capture").
+// ---------------------------------------------------------------------------------------------
+
+/// Bytes of a path (or other string argument) captured; longer ones are truncated and flagged.
+pub const MAX_PATH: usize = 4096;
+/// Bytes of NUL-separated argv captured at exec; longer argv is truncated and flagged.
+pub const MAX_ARGS: usize = 8192;
+/// Bytes of op-specific extra data captured (a `sockaddr_un` is the largest: 110).
+pub const MAX_EXTRA: usize = 128;
+pub const MAX_EXTRA_MASK: usize = MAX_EXTRA - 1;
+/// Scratch buffer for building one event (header + body + regions).
+pub const SCRATCH_LEN: usize = 16384 + 512;
+
+// Masks the eBPF side uses to prove bounds to the verifier (sizes are powers of two).
+pub const MAX_PATH_MASK: usize = MAX_PATH - 1;
+pub const MAX_ARGS_MASK: usize = MAX_ARGS - 1;
+
+// ---------------------------------------------------------------------------------------------
+// Records.
+// ---------------------------------------------------------------------------------------------
+
+/// Leads every record in the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of `KIND_*`.
+    pub kind: u32,
+    /// Total record length in bytes, header included.
+    pub len: u32,
+    /// `bpf_ktime_get_boot_ns()`: nanoseconds since boot, suspend included.
+    pub ts_ns: u64,
+    /// cgroup v2 id (`bpf_get_current_cgroup_id`), the inode of the cgroup directory.
+    pub cgroup_id: u64,
+    /// Thread group id (what userspace calls the pid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Thread group id of the real parent.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub _pad0: u32,
+    /// `task->comm`, NUL padded.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 72);
+
+pub const EXEC_FLAG_MEMFD: u32 = 1 << 0;
+pub const EXEC_FLAG_DELETED: u32 = 1 << 1;
+pub const EXEC_FLAG_ARGS_TRUNCATED: u32 = 1 << 2;
+pub const EXEC_FLAG_FILENAME_TRUNCATED: u32 = 1 << 3;
+/// Reading the argv region failed (the record carries no args).
+pub const EXEC_FLAG_ARGS_UNREADABLE: u32 = 1 << 4;
+
+/// Body of a `KIND_EXEC` record, followed by `filename_len` bytes of the exec'd filename and
+/// `args_len` bytes of NUL-separated argv.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecBody {
+    pub exe_ino: u64,
+    pub exe_dev: u32,
+    pub exe_nlink: u32,
+    /// `EXEC_FLAG_*`.
+    pub flags: u32,
+    /// argc as the kernel counted it (may exceed what fits in the captured args).
+    pub argc: u32,
+    /// The pid before exec (differs when a non-leader thread execs).
+    pub old_pid: u32,
+    pub filename_len: u16,
+    pub args_len: u16,
+}
+const _: () = assert!(core::mem::size_of::<ExecBody>() == 32);
+
+/// Body of a `KIND_FORK` record (a new process; new threads are not reported).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkBody {
+    pub child_pid: u32,
+    pub child_tid: u32,
+    /// Flags of the clone/clone3/fork/vfork call, when the call was seen; else 0.
+    pub clone_flags: u64,
+}
+const _: () = assert!(core::mem::size_of::<ForkBody>() == 16);
+
+/// Body of a `KIND_EXIT` record (the thread group leader exited).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitBody {
+    /// `task->exit_code`: wait-status encoding (`code << 8 | signal`).
+    pub exit_code: u32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<ExitBody>() == 8);
+
+pub const SYS_FLAG_STR0_TRUNCATED: u32 = 1 << 0;
+pub const SYS_FLAG_STR1_TRUNCATED: u32 = 1 << 1;
+/// A string or address argument could not be read from user memory.
+pub const SYS_FLAG_READ_FAILED: u32 = 1 << 2;
+
+/// Body of a syscall record (`KIND_FILE`, `KIND_NET`, `KIND_PRIV`), followed by `str0_len`
+/// bytes, then `str1_len` bytes, then `extra_len` op-specific bytes (a socket address for
+/// network ops, the capability sets for capset, the filesystem type for mount).
+///
+/// What each argument and string means depends on `op`; `sensor::probes::decode` holds the
+/// table. Strings are the first and second path-like arguments (source and target of a
+/// rename, device and directory of a mount, the name of a memfd).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallBody {
+    /// One of `OP_*`.
+    pub op: u32,
+    /// `SYS_FLAG_*`.
+    pub flags: u32,
+    /// Return value of the syscall (negative errno on failure).
+    pub ret: i64,
+    /// Raw syscall arguments; pointers are meaningless in userspace except as "was NULL".
+    pub args: [u64; 6],
+    pub str0_len: u16,
+    pub str1_len: u16,
+    pub extra_len: u16,
+    pub _pad0: u16,
+}
+const _: () = assert!(core::mem::size_of::<SyscallBody>() == 72);
+
+/// Offsets of kernel struct members, read from the running kernel's BTF at load time and
+/// passed as a global. Rust eBPF has no CO-RE relocations, so nothing is hard-coded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_cred: u32,
+    pub task_mm: u32,
+    pub task_exit_code: u32,
+    pub cred_uid: u32,
+    pub cred_gid: u32,
+    pub cred_euid: u32,
+    pub cred_egid: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub bprm_file: u32,
+    pub bprm_filename: u32,
+    pub bprm_argc: u32,
+    pub file_inode: u32,
+    /// `file.f_path.dentry`.
+    pub file_dentry: u32,
+    /// `dentry.d_name.name`.
+    pub dentry_name: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub inode_nlink: u32,
+    pub sb_dev: u32,
+}
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 88);
+
+/// Run modes of the programs.
+pub const MODE_FULL: u32 = 0;
+/// Programs attach and return at once: the "empty probes on the same hooks" benchmark column.
+pub const MODE_EMPTY: u32 = 1;
+
+/// Load-time configuration, set once through [`GLOBAL_CONFIG`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub offsets: KernelOffsets,
+    /// `MODE_*`.
+    pub mode: u32,
+    /// The agent's own thread group id: its activity is not reported.
+    pub agent_tgid: u32,
+    /// Window in which repeated identical opens by one process are reported once; 0 disables.
+    pub dedup_window_ns: u64,
+    /// Non-zero: apply the ignored-prefix trie to read-only opens.
+    pub use_ignored_prefixes: u32,
+    /// Wake the reader only once this many bytes wait in the ring (batched wakeups); the reader
+    /// also polls on a short timer, so nothing waits longer than that tick. 0: wake per event.
+    pub wakeup_bytes: u32,
+}
+const _: () = assert!(core::mem::size_of::<Config>() == 112);
+
+/// Key of the ignored-prefix LPM trie: the first bytes of a path.
+pub const PREFIX_KEY_LEN: usize = 64;
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: all of these are repr(C), have explicit padding and hold only integers.
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::EventHeader {}
+}

@@ -1,0 +1,271 @@
+//! `sensor run`: wire probes → reader → pipeline → outputs, and the control socket.
+//!
+//! ```text
+//! kernel ring ──▶ reader (tokio) ──bounded, backpressure──▶ pipeline thread (sync)
+//!                                                            ├─▶ alert log (JSONL, rotated)
+//!                                                            └─▶ hub ──▶ subscribers (bounded each)
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    os::unix::fs::DirBuilderExt,
+    path::PathBuf,
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    api::{
+        self, StatusReport,
+        hub::Hub,
+        server::{self, ApiContext},
+    },
+    clock::Clock,
+    config::{Config, StateDir},
+    enrich::enricher::EnrichOptions,
+    health::DropMonitor,
+    output::alert_log::{AlertLog, AlertLogError, RotationPolicy},
+    pipeline::Pipeline,
+    probes::{self, Mode, ProbeError, ProbeOptions, Probes, reader},
+    stats::{LossSnapshot, Stats},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Probes(#[from] ProbeError),
+    #[error(transparent)]
+    AlertLog(#[from] AlertLogError),
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    #[error("the pipeline thread failed: {0}")]
+    Pipeline(String),
+}
+
+pub struct RunOptions {
+    pub config: Config,
+    pub state_dir: StateDir,
+    pub mode: Mode,
+    /// Root of the host filesystem (/proc, /sys, /etc/passwd are read under it).
+    pub host_root: PathBuf,
+}
+
+/// Everything the health check and status need from the running probes.
+struct Shared {
+    probes: Mutex<Probes>,
+    stats: Arc<Stats>,
+}
+
+impl Shared {
+    fn losses(&self) -> LossSnapshot {
+        let counters = self
+            .probes
+            .lock()
+            .map(|p| p.counters())
+            .unwrap_or_default();
+        LossSnapshot {
+            kernel_dropped: counters
+                .iter()
+                .map(|(k, c)| (k.as_str().to_owned(), c.dropped))
+                .collect(),
+            kernel_errors: counters.values().map(|c| c.errors).sum(),
+            decode_errors: self.stats.decode_errors.load(Ordering::Relaxed),
+            subscriber_dropped: self.stats.subscriber_dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
+    let s = &shared.stats;
+    let (report, kernel) = shared
+        .probes
+        .lock()
+        .map(|p| (p.report.clone(), p.counters()))
+        .unwrap_or_default();
+    StatusReport {
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+        uptime_secs: s.started.elapsed().as_secs(),
+        mode: match opts.mode {
+            Mode::Full => "full".into(),
+            Mode::Empty => "empty".into(),
+        },
+        probes: report,
+        kernel: kernel
+            .iter()
+            .map(|(k, c)| (k.as_str().to_owned(), *c))
+            .collect(),
+        received: probes::decode::Kind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_owned(), s.received(*k)))
+            .collect::<BTreeMap<_, _>>(),
+        reader_records: s.reader.records.load(Ordering::Relaxed),
+        reader_bytes: s.reader.bytes.load(Ordering::Relaxed),
+        losses: shared.losses(),
+        process_table_len: s.process_table_len.load(Ordering::Relaxed),
+        process_table_evictions: s.process_table_evictions.load(Ordering::Relaxed),
+        cgroups_known: s.cgroups_known.load(Ordering::Relaxed),
+        alerts: s.alerts.load(Ordering::Relaxed),
+        alert_log_errors: s.alert_log_errors.load(Ordering::Relaxed),
+        subscribers: hub.subscribers(),
+        state_dir: opts.state_dir.0.display().to_string(),
+    }
+}
+
+/// Run until `shutdown` resolves.
+pub async fn run(
+    opts: RunOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let cfg = &opts.config;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(&opts.state_dir.0)
+        .map_err(|source| AgentError::StateDir {
+            path: opts.state_dir.0.display().to_string(),
+            source,
+        })?;
+    let mut alert_log = AlertLog::open(
+        &opts.state_dir.alerts(),
+        RotationPolicy {
+            max_bytes: cfg.alert_log.max_bytes,
+            max_age: Duration::from_secs(cfg.alert_log.max_age_hours * 3600),
+            keep_files: cfg.alert_log.keep_files,
+            compress: cfg.alert_log.compress,
+        },
+    )?;
+
+    let probe_opts = ProbeOptions {
+        mode: opts.mode,
+        ring_buffer_bytes: cfg.probes.ring_buffer_bytes,
+        wakeup_bytes: cfg.probes.wakeup_bytes,
+        dedup_window_ns: cfg.probes.dedup_window_ms * 1_000_000,
+        ignored_prefixes: cfg.probes.ignored_prefixes.clone(),
+        agent_tgid: std::process::id(),
+        btf_path: opts.host_root.join("sys/kernel/btf/vmlinux"),
+        tracefs: PathBuf::from("/sys/kernel/tracing"),
+    };
+    let (probes, ring) = Probes::load(&probe_opts)?;
+    tracing::info!(
+        attached = probes.report.attached.len(),
+        failed = probes.report.failed.len(),
+        "probes attached"
+    );
+
+    let stats = Arc::new(Stats::default());
+    let mut pipeline = Pipeline::new(
+        &EnrichOptions {
+            host_root: opts.host_root.clone(),
+            table_capacity: cfg.process_table.capacity,
+            exited_grace: cfg.exited_grace(),
+        },
+        Clock::now(),
+        stats.clone(),
+    );
+    // After attach: whatever starts from here on is seen by the probes.
+    let seeded = pipeline.enricher.seed();
+    tracing::info!(processes = seeded, "process table seeded from /proc");
+
+    let shared = Arc::new(Shared {
+        probes: Mutex::new(probes),
+        stats: stats.clone(),
+    });
+    let hub = Arc::new(Hub::new(cfg.health.subscriber_queue, stats.clone()));
+    let listener = server::bind(&opts.state_dir.socket())?;
+    let opts = Arc::new(opts);
+    let ctx = Arc::new(ApiContext {
+        hub: hub.clone(),
+        status: {
+            let (shared, hub, opts) = (shared.clone(), hub.clone(), opts.clone());
+            Box::new(move || status(&shared, &hub, &opts))
+        },
+    });
+    let api_task = tokio::spawn(server::serve(listener, ctx));
+
+    let (tx, mut rx) = mpsc::channel::<Vec<bytes::Bytes>>(64);
+    let reader_stats = stats.reader.clone();
+    let tick = Duration::from_millis(opts.config.probes.reader_tick_ms);
+    let reader_task = tokio::spawn(async move {
+        if let Err(error) = reader::run(ring, tx, tick, reader_stats).await {
+            tracing::error!(%error, "ring buffer reader stopped");
+        }
+    });
+
+    let handle = tokio::runtime::Handle::current();
+    let interval = Duration::from_secs(opts.config.health.drop_alert_interval_secs);
+    let pipe_shared = shared.clone();
+    let pipe_hub = hub.clone();
+    let pipeline_thread = std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || {
+            let mut monitor = DropMonitor::new(interval);
+            let mut last_health = Instant::now();
+            loop {
+                let next = handle.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(1), rx.recv()).await
+                });
+                match next {
+                    Ok(Some(batch)) => {
+                        for bytes in batch {
+                            let out = pipeline.process(&bytes);
+                            for alert in out.alerts {
+                                write_alert(&mut alert_log, &stats, &alert);
+                            }
+                            if let Some(ev) = out.event {
+                                pipe_hub.publish(ev);
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => {}
+                }
+                if last_health.elapsed() >= Duration::from_secs(1) {
+                    last_health = Instant::now();
+                    if let Some(alert) = monitor.check(&pipe_shared.losses(), last_health) {
+                        stats.alerts.fetch_add(1, Ordering::Relaxed);
+                        write_alert(&mut alert_log, &stats, &alert);
+                    }
+                }
+            }
+            if let Err(error) = alert_log.flush() {
+                tracing::warn!(%error, "alert log flush failed at shutdown");
+            }
+        })
+        .map_err(|e| AgentError::Pipeline(e.to_string()))?;
+
+    tracing::info!(socket = %opts.state_dir.socket().display(), "sensor running");
+    shutdown.await;
+    tracing::info!("shutting down");
+    reader_task.abort();
+    let _ = reader_task.await;
+    api_task.abort();
+    let joined = tokio::task::spawn_blocking(move || pipeline_thread.join()).await;
+    let _ = std::fs::remove_file(opts.state_dir.socket());
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(AgentError::Pipeline("panicked".into())),
+    }
+}
+
+fn write_alert(log: &mut AlertLog, stats: &Stats, alert: &crate::alert::Alert) {
+    match log.append(alert) {
+        Ok(outcome) => {
+            if let Some(error) = outcome.rotation_error {
+                tracing::warn!(%error, "alert log rotation failed; still writing");
+            }
+        }
+        Err(error) => {
+            stats.alert_log_errors.fetch_add(1, Ordering::Relaxed);
+            // The alert must not vanish: it goes to the agent's own log instead.
+            tracing::error!(%error, alert = %serde_json::to_string(alert).unwrap_or_default(), "alert log write failed");
+        }
+    }
+}

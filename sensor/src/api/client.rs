@@ -1,0 +1,50 @@
+//! The CLI side of the control socket (blocking: the CLI has nothing else to do).
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::net::UnixStream,
+    path::Path,
+};
+
+use super::{ApiError, Request, Response};
+
+pub struct Client {
+    lines: std::io::Lines<BufReader<UnixStream>>,
+}
+
+impl Client {
+    pub fn send(socket: &Path, req: &Request) -> Result<Client, ApiError> {
+        let mut stream = UnixStream::connect(socket).map_err(|source| ApiError::Connect {
+            path: socket.display().to_string(),
+            source,
+        })?;
+        let mut line = serde_json::to_vec(req).map_err(|e| ApiError::Protocol {
+            side: "client",
+            message: e.to_string(),
+        })?;
+        line.push(b'\n');
+        stream.write_all(&line)?;
+        Ok(Client {
+            lines: BufReader::new(stream).lines(),
+        })
+    }
+
+    /// The next response line; `None` when the agent closed the stream.
+    pub fn next(&mut self) -> Option<Result<Response, ApiError>> {
+        let line = match self.lines.next()? {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(
+            serde_json::from_str::<Response>(&line)
+                .map_err(|e| ApiError::Protocol {
+                    side: "agent",
+                    message: e.to_string(),
+                })
+                .and_then(|r| match r {
+                    Response::Error(e) => Err(ApiError::Refused(e)),
+                    other => Ok(other),
+                }),
+        )
+    }
+}

@@ -1,0 +1,122 @@
+//! The local control API: a Unix socket (mode 0660, peers checked with SO_PEERCRED) speaking
+//! JSON lines. One request line in; one or more response lines out.
+//!
+//! `hub` fans events out to subscribers (`sensor events tail`, `sensor record`), each with its
+//! own bounded queue: a slow subscriber loses events (counted, and told so in-band), never
+//! slowing the pipeline or other subscribers.
+
+pub mod client;
+pub mod hub;
+pub mod server;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    event::{Event, Kind},
+    probes::{AttachReport, KindCounters},
+    stats::LossSnapshot,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot bind the control socket {path}: {source}")]
+    Bind {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot reach the agent at {path}: {source} (is `sensor run` running, with the same --state-dir?)")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("control socket I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad message from the {side}: {message}")]
+    Protocol { side: &'static str, message: String },
+    #[error("the agent refused the request: {0}")]
+    Refused(String),
+}
+
+/// What a client may ask.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Status,
+    /// Recent events (up to `recent`), then, with `follow`, live ones until the client leaves.
+    Events {
+        #[serde(default)]
+        follow: bool,
+        #[serde(default)]
+        recent: usize,
+        #[serde(default)]
+        filter: EventFilter,
+    },
+}
+
+/// One line of a response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    Status(Box<StatusReport>),
+    Event(Box<Event>),
+    /// The subscriber's queue overflowed: this many events were lost to it since the last
+    /// such line.
+    Lost(u64),
+    Error(String),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<Kind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Container id or a prefix of it (`host` matches events outside containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, ev: &Event) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&ev.event.kind))
+            && self.pid.is_none_or(|p| p == ev.process.pid)
+            && self.comm.as_deref().is_none_or(|c| c == ev.process.name)
+            && self.action.as_deref().is_none_or(|a| a == ev.event.action)
+            && self.container.as_deref().is_none_or(|c| match &ev.container {
+                Some(ct) => ct.id.starts_with(c),
+                None => c == "host",
+            })
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StatusReport {
+    pub version: String,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    /// `full`, or `empty` (benchmark mode: probes attached, doing nothing).
+    pub mode: String,
+    pub probes: AttachReport,
+    /// Kernel counters by kind: seen, dropped (ring full), filtered (on purpose), errors.
+    pub kernel: BTreeMap<String, KindCounters>,
+    /// Records decoded in userspace, by kind. Per kind, `seen = received + dropped` once the
+    /// ring is drained.
+    pub received: BTreeMap<String, u64>,
+    pub reader_records: u64,
+    pub reader_bytes: u64,
+    pub losses: LossSnapshot,
+    pub process_table_len: u64,
+    pub process_table_evictions: u64,
+    pub cgroups_known: u64,
+    pub alerts: u64,
+    pub alert_log_errors: u64,
+    pub subscribers: usize,
+    pub state_dir: String,
+}

@@ -1,0 +1,131 @@
+//! The agent side of the control socket.
+
+use std::{
+    os::unix::fs::{FileTypeExt, PermissionsExt},
+    path::Path,
+    sync::{Arc, atomic::Ordering},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+};
+
+use super::{ApiError, Request, Response, StatusReport, hub::Hub};
+
+/// Longest request line accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+
+pub struct ApiContext {
+    pub hub: Arc<Hub>,
+    pub status: Box<dyn Fn() -> StatusReport + Send + Sync>,
+}
+
+/// Bind the socket: a stale socket from a previous run is replaced, anything else at the path
+/// is left alone (an error, not a deletion).
+pub fn bind(path: &Path) -> Result<UnixListener, ApiError> {
+    let bind_err = |source| ApiError::Bind {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(bind_err(std::io::Error::other(
+                "path exists and is not a socket",
+            )));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(bind_err(std::io::Error::other(
+                "another agent is listening on it",
+            )));
+        }
+        std::fs::remove_file(path).map_err(bind_err)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(bind_err)?;
+    }
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+pub async fn serve(listener: UnixListener, ctx: Arc<ApiContext>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = handle(stream, ctx).await {
+                        tracing::debug!(%error, "control connection ended");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept on control socket failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Root, or the agent's own user. (A configurable group allow-list comes with the API issue.)
+fn peer_allowed(stream: &UnixStream) -> bool {
+    let me = nix::unistd::geteuid().as_raw();
+    stream
+        .peer_cred()
+        .map(|c| c.uid() == 0 || c.uid() == me)
+        .unwrap_or(false)
+}
+
+async fn write_line(w: &mut (impl AsyncWriteExt + Unpin), r: &Response) -> Result<(), ApiError> {
+    let mut line = serde_json::to_vec(r).map_err(|e| ApiError::Protocol {
+        side: "agent",
+        message: e.to_string(),
+    })?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    Ok(())
+}
+
+async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError> {
+    if !peer_allowed(&stream) {
+        let (_, mut w) = stream.into_split();
+        return write_line(&mut w, &Response::Error("permission denied".into())).await;
+    }
+    let (r, mut w) = stream.into_split();
+    let mut reader = BufReader::new(r.take(MAX_REQUEST as u64));
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let req: Request = match serde_json::from_str(line.trim()) {
+        Ok(r) => r,
+        Err(e) => {
+            return write_line(&mut w, &Response::Error(format!("bad request: {e}"))).await;
+        }
+    };
+    match req {
+        Request::Status => write_line(&mut w, &Response::Status(Box::new((ctx.status)()))).await,
+        Request::Events {
+            follow,
+            recent,
+            filter,
+        } => {
+            // Subscribe before reading history, so nothing falls between the two.
+            let sub = follow.then(|| ctx.hub.subscribe(filter.clone()));
+            for ev in ctx.hub.recent(recent, &filter) {
+                write_line(&mut w, &Response::Event(Box::new((*ev).clone()))).await?;
+            }
+            let Some(mut sub) = sub else {
+                return Ok(());
+            };
+            w.flush().await?;
+            while let Some(ev) = sub.rx.recv().await {
+                let lost = sub.lost.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    write_line(&mut w, &Response::Lost(lost)).await?;
+                }
+                write_line(&mut w, &Response::Event(Box::new((*ev).clone()))).await?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The `sensor` command line. Flags say how to run; the config says what to watch.
+
+use std::{
+    collections::HashSet,
+    io::{IsTerminal, Write},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    agent::{self, RunOptions},
+    alert::Severity,
+    api::{EventFilter, Request, Response, StatusReport, client::Client},
+    clock::Clock,
+    config::{Config, DEFAULT_TOML, StateDir},
+    enrich::enricher::EnrichOptions,
+    event::{Event, Kind},
+    output::{
+        alert_log::{AlertFilter, Follower, StartAt, format_human, read_recent},
+        event_line::format_event,
+    },
+    pipeline::Pipeline,
+    probes::Mode,
+    stats::Stats,
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "sensor", version, about = "eBPF host runtime security sensor")]
+pub struct Cli {
+    /// Where the agent keeps its alert log, socket and state.
+    #[arg(long, global = true, default_value = "/var/lib/sensor")]
+    pub state_dir: PathBuf,
+    /// Configuration file (TOML). Without it, the embedded default is used.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Log filter for the agent's own logs (tracing env-filter syntax).
+    #[arg(long, global = true, default_value = "info", env = "SENSOR_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the agent in the foreground (this is what systemd runs).
+    Run(RunArgs),
+    /// Live enriched events from the running agent.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Record live events to a JSONL file (input for `sensor replay` and test corpora).
+    Record(RecordArgs),
+    /// Feed a recording through the pipeline offline and print what it yields.
+    Replay(ReplayArgs),
+    /// The local alert log.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+    /// Probes, counters, drops and table sizes of the running agent.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// `empty` attaches every probe but makes it return at once (benchmarks only).
+    #[arg(long, value_enum, default_value_t = ProbeMode::Full, hide = true)]
+    pub probe_mode: ProbeMode,
+    /// Root of the host filesystem (when running in a container with the host mounted).
+    #[arg(long, default_value = "/")]
+    pub host_root: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeMode {
+    Full,
+    Empty,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only these kinds (repeatable): exec, fork, exit, file, network, privilege.
+    #[arg(long = "kind", value_parser = parse_kind)]
+    pub kinds: Vec<Kind>,
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Container id or prefix; `host` for processes outside containers.
+    #[arg(long)]
+    pub container: Option<String>,
+    /// Process name (comm).
+    #[arg(long)]
+    pub comm: Option<String>,
+    /// Action: exec, openat, connect, ...
+    #[arg(long)]
+    pub action: Option<String>,
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
+        format!("unknown kind {s:?}; expected one of exec, fork, exit, file, network, privilege")
+    })
+}
+
+impl FilterArgs {
+    fn filter(&self) -> EventFilter {
+        EventFilter {
+            kinds: self.kinds.clone(),
+            pid: self.pid,
+            container: self.container.clone(),
+            comm: self.comm.clone(),
+            action: self.action.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// Print recent events; with --follow, keep printing live ones.
+    Tail {
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        /// How many recent events to start with.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Stop after this many seconds (default: until interrupted).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    /// Print the events too, not only the alerts.
+    #[arg(long)]
+    pub events: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertsCommand {
+    /// Print recent alerts; with --follow, keep printing new ones.
+    Tail {
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Only alerts at least this severe: info, low, medium, high, critical.
+        #[arg(long)]
+        severity: Option<Severity>,
+        /// Only this rule id.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only this container (id or prefix).
+        #[arg(long)]
+        container: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Check a config file (default: the embedded one); errors name file:line:column.
+    Check { file: Option<PathBuf> },
+    /// Print the embedded default configuration.
+    Default,
+}
+
+fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+pub fn main(cli: Cli) -> anyhow::Result<()> {
+    let state = StateDir(cli.state_dir.clone());
+    match cli.command {
+        Command::Run(args) => run(cli.config.as_deref(), state, args),
+        Command::Events {
+            command:
+                EventsCommand::Tail {
+                    follow,
+                    json,
+                    lines,
+                    filter,
+                },
+        } => events_tail(&state, follow, json, lines, filter.filter()),
+        Command::Record(args) => record(&state, args),
+        Command::Replay(args) => replay(args),
+        Command::Alerts {
+            command:
+                AlertsCommand::Tail {
+                    follow,
+                    json,
+                    lines,
+                    severity,
+                    rule,
+                    container,
+                },
+        } => alerts_tail(
+            &state,
+            follow,
+            json,
+            lines,
+            AlertFilter {
+                min_severity: severity,
+                rule,
+                container,
+            },
+        ),
+        Command::Status { json } => status(&state, json),
+        Command::Config { command } => match command {
+            ConfigCommand::Check { file } => {
+                let path = file.or(cli.config);
+                Config::load(path.as_deref())?;
+                println!(
+                    "{}: ok",
+                    path.map_or("<embedded default>".into(), |p| p.display().to_string())
+                );
+                Ok(())
+            }
+            ConfigCommand::Default => {
+                print!("{DEFAULT_TOML}");
+                Ok(())
+            }
+        },
+    }
+}
+
+fn run(config: Option<&Path>, state: StateDir, args: RunArgs) -> anyhow::Result<()> {
+    let config = Config::load(config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the agent");
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        agent::run(
+            RunOptions {
+                config,
+                state_dir: state,
+                mode: match args.probe_mode {
+                    ProbeMode::Full => Mode::Full,
+                    ProbeMode::Empty => Mode::Empty,
+                },
+                host_root: args.host_root,
+            },
+            shutdown,
+        )
+        .await
+    })?;
+    Ok(())
+}
+
+fn events_tail(
+    state: &StateDir,
+    follow: bool,
+    json: bool,
+    recent: usize,
+    filter: EventFilter,
+) -> anyhow::Result<()> {
+    let mut client = Client::send(
+        &state.socket(),
+        &Request::Events {
+            follow,
+            recent,
+            filter,
+        },
+    )?;
+    let color = color();
+    let mut out = std::io::stdout().lock();
+    while let Some(resp) = client.next() {
+        match resp? {
+            Response::Event(ev) => {
+                let line = if json {
+                    serde_json::to_string(&ev)?
+                } else {
+                    format_event(&ev, color)
+                };
+                if writeln!(out, "{line}").is_err() {
+                    return Ok(()); // stdout closed (a pipe to head): done
+                }
+                if follow {
+                    let _ = out.flush();
+                }
+            }
+            Response::Lost(n) => {
+                eprintln!("sensor: this terminal fell behind; {n} events were not shown");
+            }
+            other => bail!("unexpected response from the agent: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
+    let mut client = Client::send(
+        &state.socket(),
+        &Request::Events {
+            follow: true,
+            recent: 0,
+            filter: args.filter.filter(),
+        },
+    )?;
+    let file = std::fs::File::create(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let deadline = args
+        .duration
+        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    // The agent streams until we hang up; a reader thread lets us stop on time even when no
+    // events arrive.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        while let Some(r) = client.next() {
+            if tx.send(r).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut events, mut lost) = (0u64, 0u64);
+    loop {
+        let wait = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(w) => w,
+                None => break,
+            },
+            None => Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Ok(Response::Event(ev))) => {
+                serde_json::to_writer(&mut out, &ev)?;
+                out.write_all(b"\n")?;
+                events += 1;
+            }
+            Ok(Ok(Response::Lost(n))) => lost += n,
+            Ok(Ok(other)) => bail!("unexpected response from the agent: {other:?}"),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "recorded {events} events to {}{}",
+        args.output.display(),
+        if lost > 0 {
+            format!(" ({lost} lost: the recorder fell behind)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let text = std::fs::read(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let stats = std::sync::Arc::new(Stats::default());
+    let mut pipeline = Pipeline::new(&EnrichOptions::default(), Clock::now(), stats);
+    let color = color();
+    let mut out = std::io::stdout().lock();
+    let (mut events, mut alerts, mut bad) = (0u64, 0u64, 0u64);
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let ev: Event = match serde_json::from_slice(line) {
+            Ok(ev) => ev,
+            Err(e) => {
+                bad += 1;
+                eprintln!(
+                    "{}:{}:{}: not an event: {e}",
+                    args.file.display(),
+                    i + 1,
+                    e.column()
+                );
+                continue;
+            }
+        };
+        events += 1;
+        let outcome = pipeline.process_event(ev);
+        if args.events
+            && let Some(ev) = &outcome.event
+        {
+            let l = if args.json {
+                serde_json::to_string(ev)?
+            } else {
+                format_event(ev, color)
+            };
+            writeln!(out, "{l}")?;
+        }
+        for a in outcome.alerts {
+            alerts += 1;
+            let l = if args.json {
+                serde_json::to_string(&a)?
+            } else {
+                format_human(&a, color)
+            };
+            writeln!(out, "{l}")?;
+        }
+    }
+    eprintln!("replayed {events} events: {alerts} alerts, {bad} unreadable lines");
+    if bad > 0 {
+        bail!("{bad} lines of {} were not events", args.file.display());
+    }
+    Ok(())
+}
+
+fn alerts_tail(
+    state: &StateDir,
+    follow: bool,
+    json: bool,
+    lines: usize,
+    filter: AlertFilter,
+) -> anyhow::Result<()> {
+    let dir = state.alerts();
+    // Open the follower first, so an alert written while we read history is not missed;
+    // anything seen twice is skipped by id.
+    let mut follower = if follow {
+        Some(Follower::open(&dir, StartAt::End)?)
+    } else {
+        None
+    };
+    let recent = read_recent(&dir, lines, &filter)?;
+    if recent.skipped_lines > 0 {
+        eprintln!(
+            "sensor: {} unreadable lines in the alert log were skipped",
+            recent.skipped_lines
+        );
+    }
+    let color = color();
+    let mut out = std::io::stdout().lock();
+    let mut shown: HashSet<String> = HashSet::new();
+    let print = |a: &crate::alert::Alert, out: &mut std::io::StdoutLock| -> bool {
+        let l = if json {
+            serde_json::to_string(a).unwrap_or_default()
+        } else {
+            format_human(a, color)
+        };
+        writeln!(out, "{l}").is_ok() && out.flush().is_ok()
+    };
+    for a in &recent.alerts {
+        shown.insert(a.id.clone());
+        if !print(a, &mut out) {
+            return Ok(());
+        }
+    }
+    let Some(follower) = follower.as_mut() else {
+        return Ok(());
+    };
+    loop {
+        for a in follower.poll()? {
+            if filter.matches(&a) && shown.insert(a.id.clone()) && !print(&a, &mut out) {
+                return Ok(());
+            }
+        }
+        if shown.len() > 100_000 {
+            shown.clear();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status(state: &StateDir, json: bool) -> anyhow::Result<()> {
+    let mut client = Client::send(&state.socket(), &Request::Status)?;
+    let Some(resp) = client.next() else {
+        bail!("the agent closed the connection without answering");
+    };
+    let Response::Status(s) = resp? else {
+        bail!("unexpected response from the agent");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", human_status(&s));
+    }
+    Ok(())
+}
+
+pub fn human_status(s: &StatusReport) -> String {
+    let mut o = String::new();
+    o.push_str(&format!(
+        "sensor {} pid {} up {}s mode {}\nstate dir {}\n",
+        s.version, s.pid, s.uptime_secs, s.mode, s.state_dir
+    ));
+    o.push_str(&format!(
+        "probes: {} attached, {} failed\n",
+        s.probes.attached.len(),
+        s.probes.failed.len()
+    ));
+    for (p, why) in &s.probes.failed {
+        o.push_str(&format!("  failed {p}: {why}\n"));
+    }
+    o.push_str("events by kind   seen(kernel)  received  dropped  filtered  errors\n");
+    for (k, c) in &s.kernel {
+        o.push_str(&format!(
+            "  {:<12} {:>14} {:>9} {:>8} {:>9} {:>7}\n",
+            k,
+            c.seen,
+            s.received.get(k).copied().unwrap_or(0),
+            c.dropped,
+            c.filtered,
+            c.errors
+        ));
+    }
+    o.push_str(&format!(
+        "losses: {} total (ring full {}, unbuildable {}, undecodable {}, slow subscribers {})\n",
+        s.losses.total(),
+        s.losses.kernel_dropped.values().sum::<u64>(),
+        s.losses.kernel_errors,
+        s.losses.decode_errors,
+        s.losses.subscriber_dropped
+    ));
+    o.push_str(&format!(
+        "process table: {} entries, {} evicted; cgroups known: {}\nalerts: {} ({} log write errors); subscribers: {}\n",
+        s.process_table_len,
+        s.process_table_evictions,
+        s.cgroups_known,
+        s.alerts,
+        s.alert_log_errors,
+        s.subscribers
+    ));
+    o
+}

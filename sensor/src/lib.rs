@@ -1,0 +1,25 @@
+//! The sensor agent. One module per noun of the product:
+//!
+//! - `probes`: load and attach the eBPF programs, read the ring, decode records;
+//! - `enrich`: process table, cgroup → container/unit attribution, /proc snapshots;
+//! - `pipeline`: decode → enrich → detect, synchronous and testable without a kernel;
+//! - `event`, `alert`: the data model (ECS-style events, alerts);
+//! - `output`: the alert log and human renderings; `escape`: terminal-safe strings;
+//! - `health`, `stats`: loss counters and the drop alert;
+//! - `api`: the control socket; `agent`: `sensor run`; `cli`: the command line;
+//! - `config`, `clock`.
+
+pub mod agent;
+pub mod alert;
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod enrich;
+pub mod escape;
+pub mod event;
+pub mod health;
+pub mod output;
+pub mod pipeline;
+pub mod probes;
+pub mod stats;
