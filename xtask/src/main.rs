@@ -1,1 +1,195 @@
-fn main(){}
+//! Project tasks: `cargo xtask run | test | bench | setup`.
+//!
+//! `run` and `test` first install whatever is missing on a fresh machine (the pinned eBPF
+//! toolchain pieces and the apt packages the runtime and tests use), so the README's two
+//! commands are all a new user needs.
+
+mod bench;
+
+use std::{
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+/// bpf-linker that loads the pinned toolchain's LLVM 22 (newer ones want a system LLVM 23).
+const BPF_LINKER_VERSION: &str = "0.10.4";
+const TOOLCHAIN: &str = "1.95.0";
+/// apt packages the runtime and the tests use: runc and a static busybox for container tests.
+const APT_PACKAGES: &[&str] = &["runc", "busybox-static"];
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing, build, and run the sensor in the foreground (as root) with its
+    /// embedded default config. Extra arguments go to `sensor run`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Install what is missing, then run every test tier: lint, unit, replay, kernel (root).
+    Test,
+    /// Benchmarks: no sensor vs empty probes vs full sensor, interleaved, as ratios.
+    Bench {
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Fewer iterations (a smoke run, not numbers to publish).
+        #[arg(long)]
+        quick: bool,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Only install what is missing.
+    Setup,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn sh(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("+ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("spawning {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn setup() -> anyhow::Result<()> {
+    // rust-src for the pinned toolchain: the eBPF crate builds `core` from source.
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", TOOLCHAIN])
+        .output()
+        .context("running rustup")?;
+    if !String::from_utf8_lossy(&installed.stdout).contains("rust-src") {
+        sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", TOOLCHAIN]))?;
+    }
+    let linker_ok = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION))
+        .unwrap_or(false);
+    if !linker_ok {
+        sh(Command::new("cargo").args([
+            &format!("+{TOOLCHAIN}"),
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--locked",
+            "--force",
+        ]))?;
+    }
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg")
+                .args(["-s", p])
+                .output()
+                .map(|o| {
+                    o.status.success()
+                        && String::from_utf8_lossy(&o.stdout).contains("Status: install ok installed")
+                })
+                .unwrap_or(false)
+        })
+        .collect();
+    if !missing.is_empty() {
+        if !is_root() {
+            bail!(
+                "apt packages missing ({}); run as root or install them: apt-get install {}",
+                missing.join(" "),
+                missing.join(" ")
+            );
+        }
+        sh(Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        sh(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn test() -> anyhow::Result<()> {
+    setup()?;
+    sh(cargo().args(["fmt", "--all", "--check"]))?;
+    sh(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    sh(cargo().args(["build", "--workspace"]))?;
+    // Unit tests (no root) in parallel.
+    sh(cargo().args(["test", "--workspace", "--exclude", "sensor-tests"]))?;
+    // Replay and kernel tests: serial, because kernel tests each run a real agent.
+    let bin = root().join("target/debug/sensor");
+    if !is_root() {
+        eprintln!("NOTE: not root: kernel tests will report SKIP (they load eBPF programs)");
+    }
+    sh(cargo()
+        .args(["test", "-p", "sensor-tests", "--", "--test-threads=1"])
+        .env("SENSOR_BIN", &bin))?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Setup => setup(),
+        Cmd::Run { args } => {
+            setup()?;
+            sh(cargo().args(["build", "--release", "-p", "sensor"]))?;
+            if !is_root() {
+                bail!("the sensor loads eBPF programs: run `cargo xtask run` as root");
+            }
+            let bin = root().join("target/release/sensor");
+            eprintln!("+ {} run {}", bin.display(), args.join(" "));
+            // Replace this process, so Ctrl-C and SIGTERM reach the agent directly.
+            let err = Command::new(&bin).arg("run").args(&args).exec();
+            Err(err).with_context(|| format!("exec {}", bin.display()))
+        }
+        Cmd::Test => test(),
+        Cmd::Bench {
+            rounds,
+            quick,
+            json,
+        } => {
+            setup()?;
+            sh(cargo().args(["build", "--release", "-p", "sensor"]))?;
+            bench::run(bench::BenchOpts {
+                sensor_bin: root().join("target/release/sensor"),
+                rounds,
+                quick,
+                out_json: json,
+            })
+        }
+    }
+}

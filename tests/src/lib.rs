@@ -1,0 +1,217 @@
+//! Harness for the kernel tests: start the real agent binary on a private state directory,
+//! subscribe to its live events, trigger real behaviour, wait for the matching event with a
+//! deadline (never a fixed sleep).
+
+pub mod runc;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use sensor::{
+    alert::Alert,
+    api::{EventFilter, Request, Response, StatusReport, client::Client},
+    event::Event,
+    output::alert_log::{AlertFilter, read_recent},
+};
+
+/// The agent binary: `SENSOR_BIN` (set by `cargo xtask test`), else the workspace's debug build.
+pub fn sensor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SENSOR_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug/sensor")
+}
+
+/// Kernel tests need root to load probes. Says why when it cannot run (never silently).
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIP {test}: kernel tests load eBPF programs and need root (run `cargo xtask test` as root)");
+    false
+}
+
+pub struct Agent {
+    child: Option<Child>,
+    pub state: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    /// Start with the embedded default config, or with `config` (TOML text).
+    pub fn start(config: Option<&str>) -> Agent {
+        let state = tempfile::Builder::new()
+            .prefix("sensor-kt-")
+            .tempdir()
+            .expect("state dir");
+        let log = state.path().join("agent.log");
+        let mut cmd = Command::new(sensor_bin());
+        cmd.arg("--state-dir").arg(state.path());
+        if let Some(text) = config {
+            let cfg = state.path().join("sensor.toml");
+            std::fs::write(&cfg, text).expect("write config");
+            cmd.arg("--config").arg(&cfg);
+        }
+        let logf = std::fs::File::create(&log).expect("agent log");
+        let child = cmd
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", sensor_bin().display()));
+        let mut agent = Agent {
+            child: Some(child),
+            state,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if agent.try_status().is_some() {
+                return agent;
+            }
+            if let Some(c) = agent.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("agent exited early ({status}):\n{}", agent.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("agent not ready within 30 s:\n{}", agent.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.state.path().join("sensor.sock")
+    }
+
+    fn try_status(&self) -> Option<StatusReport> {
+        let mut c = Client::send(&self.socket(), &Request::Status).ok()?;
+        match c.next()? {
+            Ok(Response::Status(s)) => Some(*s),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> StatusReport {
+        self.try_status().expect("agent status")
+    }
+
+    /// Live events matching `filter`, from now on.
+    pub fn subscribe(&self, filter: EventFilter) -> EventStream {
+        let mut client = Client::send(
+            &self.socket(),
+            &Request::Events {
+                follow: true,
+                recent: 0,
+                filter,
+            },
+        )
+        .expect("subscribe");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            while let Some(Ok(r)) = client.next() {
+                if tx.send(r).is_err() {
+                    break;
+                }
+            }
+        });
+        // The subscription is registered when the agent has read our request; a status
+        // round trip after it guarantees that ordering.
+        let _ = self.status();
+        EventStream { rx, lost: 0 }
+    }
+
+    pub fn alerts(&self) -> Vec<Alert> {
+        read_recent(
+            &self.state.path().join("alerts"),
+            10_000,
+            &AlertFilter::default(),
+        )
+        .map(|r| r.alerts)
+        .unwrap_or_default()
+    }
+
+    /// Run a CLI command against this agent's state dir.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(sensor_bin())
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .args(args)
+            .output()
+            .expect("run sensor cli")
+    }
+
+    /// Stop with SIGTERM (as systemd does) and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct EventStream {
+    rx: mpsc::Receiver<Response>,
+    /// Events the agent said this subscriber lost.
+    pub lost: u64,
+}
+
+impl EventStream {
+    /// The first event matching `pred` within `within`.
+    pub fn wait_for(&mut self, within: Duration, pred: impl Fn(&Event) -> bool) -> Option<Event> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.rx.recv_timeout(left) {
+                Ok(Response::Event(ev)) if pred(&ev) => return Some(*ev),
+                Ok(Response::Lost(n)) => self.lost += n,
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every event until `within` passes with nothing new.
+    pub fn drain(&mut self, quiet: Duration) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Ok(r) = self.rx.recv_timeout(quiet) {
+            match r {
+                Response::Event(ev) => out.push(*ev),
+                Response::Lost(n) => self.lost += n,
+                _ => {}
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,1 @@
+//! runc containers for kernel tests (see the module docs once written).

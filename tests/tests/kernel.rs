@@ -1,0 +1,1 @@
+//! Kernel tests: the real agent, real probes, real behaviour. Root only; serial.
