@@ -15,8 +15,8 @@ use aya_ebpf::{
     maps::{LpmTrie, PerCpuArray, RingBuf},
 };
 use sensor_common::{
-    CTR_DROPPED, CTR_ERRORS, CTR_FILTERED, CTR_SEEN, COUNTERS_LEN, Config, EventHeader, KernelOffsets,
-    MODE_EMPTY, PREFIX_KEY_LEN, SCRATCH_LEN, counter_index,
+    COUNTERS_LEN, CTR_DROPPED, CTR_ERRORS, CTR_FILTERED, CTR_SEEN, Config, EventHeader,
+    KernelOffsets, MODE_EMPTY, PREFIX_KEY_LEN, SCRATCH_LEN, counter_index,
 };
 
 /// Set by the loader (`EbpfLoader::override_global`); read with volatile loads so the
@@ -160,8 +160,7 @@ pub unsafe fn submit(buf: *mut u8, len: usize, kind: u32, force: bool) {
     unsafe { (*buf.cast::<EventHeader>()).len = len as u32 };
     count(kind, CTR_SEEN);
     let threshold = cfg_wakeup_bytes();
-    let flags = if force || threshold == 0 || EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold
-    {
+    let flags = if force || threshold == 0 || EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP

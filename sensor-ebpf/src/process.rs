@@ -113,7 +113,12 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
         (*body).child_pid = child_tgid;
         (*body).child_tid = child_pid;
         (*body).clone_flags = clone_flags;
-        submit(buf, HDR + core::mem::size_of::<ForkBody>(), KIND_FORK, false);
+        submit(
+            buf,
+            HDR + core::mem::size_of::<ForkBody>(),
+            KIND_FORK,
+            false,
+        );
     }
     0
 }
@@ -140,7 +145,12 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> u32 {
         let body = buf.add(HDR).cast::<ExitBody>();
         (*body).exit_code = read_kernel(task, o.task_exit_code as usize);
         (*body)._pad0 = 0;
-        submit(buf, HDR + core::mem::size_of::<ExitBody>(), KIND_EXIT, false);
+        submit(
+            buf,
+            HDR + core::mem::size_of::<ExitBody>(),
+            KIND_EXIT,
+            false,
+        );
     }
     0
 }

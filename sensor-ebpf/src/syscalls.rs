@@ -26,8 +26,8 @@ use aya_ebpf::{
 use sensor_common::*;
 
 use crate::common::{
-    IGNORED_PREFIXES, cfg_dedup_window_ns, cfg_mode, cfg_use_prefixes, count, fill_header,
-    scratch, skip_current, submit,
+    IGNORED_PREFIXES, cfg_dedup_window_ns, cfg_mode, cfg_use_prefixes, count, fill_header, scratch,
+    skip_current, submit,
 };
 
 const HDR: usize = core::mem::size_of::<EventHeader>();
@@ -109,7 +109,11 @@ fn enter<const OP: u32, const N: usize>(ctx: &TracePointContext) -> u32 {
     if skip_current(kind) {
         return 0;
     }
-    let mut st = Stash { op: OP, _pad: 0, args: [0; 6] };
+    let mut st = Stash {
+        op: OP,
+        _pad: 0,
+        args: [0; 6],
+    };
     let mut i = 0;
     while i < N && i < 6 {
         st.args[i] = unsafe { ctx.read_at::<u64>(ARG0 + 8 * i) }.unwrap_or(0);
@@ -149,11 +153,17 @@ fn open_filtered(op: u32, args: &[u64; 6]) -> bool {
     if !use_prefixes && window == 0 {
         return false;
     }
-    let path = if op == OP_OPEN || op == OP_CREAT { args[0] } else { args[1] };
+    let path = if op == OP_OPEN || op == OP_CREAT {
+        args[0]
+    } else {
+        args[1]
+    };
     let Some(buf) = scratch() else {
         return false;
     };
-    let n = unsafe { bpf_probe_read_user_str(buf.cast::<c_void>(), MAX_PATH as u32, path as *const c_void) };
+    let n = unsafe {
+        bpf_probe_read_user_str(buf.cast::<c_void>(), MAX_PATH as u32, path as *const c_void)
+    };
     if n <= 0 {
         return false;
     }
@@ -183,7 +193,11 @@ fn open_filtered(op: u32, args: &[u64; 6]) -> bool {
 #[inline(always)]
 fn prefix_ignored(buf: *mut u8, len: usize) -> bool {
     let mut key = Key::new(0, [0u8; PREFIX_KEY_LEN]);
-    let take = if len < PREFIX_KEY_LEN { len } else { PREFIX_KEY_LEN };
+    let take = if len < PREFIX_KEY_LEN {
+        len
+    } else {
+        PREFIX_KEY_LEN
+    };
     let mut i = 0;
     while i < PREFIX_KEY_LEN {
         if i < take {
@@ -225,7 +239,11 @@ unsafe fn read_str(buf: *mut u8, off: usize, ptr: u64, flags: &mut u32, trunc_fl
         return 0;
     }
     let n = unsafe {
-        bpf_probe_read_user_str(buf.add(off).cast::<c_void>(), MAX_PATH as u32, ptr as *const c_void)
+        bpf_probe_read_user_str(
+            buf.add(off).cast::<c_void>(),
+            MAX_PATH as u32,
+            ptr as *const c_void,
+        )
     };
     if n <= 0 {
         *flags |= SYS_FLAG_READ_FAILED;
@@ -244,12 +262,22 @@ unsafe fn read_bytes(buf: *mut u8, off: usize, ptr: u64, len: u64, flags: &mut u
     if ptr == 0 {
         return 0;
     }
-    let len = if len > MAX_EXTRA_MASK as u64 { MAX_EXTRA_MASK } else { len as usize };
+    let len = if len > MAX_EXTRA_MASK as u64 {
+        MAX_EXTRA_MASK
+    } else {
+        len as usize
+    };
     let len = len & MAX_EXTRA_MASK;
     if len == 0 {
         return 0;
     }
-    let r = unsafe { bpf_probe_read_user(buf.add(off).cast::<c_void>(), len as u32, ptr as *const c_void) };
+    let r = unsafe {
+        bpf_probe_read_user(
+            buf.add(off).cast::<c_void>(),
+            len as u32,
+            ptr as *const c_void,
+        )
+    };
     if r != 0 {
         *flags |= SYS_FLAG_READ_FAILED;
         return 0;
@@ -281,9 +309,17 @@ fn exit<const OP: u32>(ctx: &TracePointContext) -> u32 {
     let mut flags = 0u32;
     let (a, b) = string_args(OP);
     let mut off = BODY;
-    let len0 = if a < 6 { unsafe { read_str(buf, off, st.args[a], &mut flags, SYS_FLAG_STR0_TRUNCATED) } } else { 0 };
+    let len0 = if a < 6 {
+        unsafe { read_str(buf, off, st.args[a], &mut flags, SYS_FLAG_STR0_TRUNCATED) }
+    } else {
+        0
+    };
     off += len0;
-    let len1 = if b < 6 { unsafe { read_str(buf, off, st.args[b], &mut flags, SYS_FLAG_STR1_TRUNCATED) } } else { 0 };
+    let len1 = if b < 6 {
+        unsafe { read_str(buf, off, st.args[b], &mut flags, SYS_FLAG_STR1_TRUNCATED) }
+    } else {
+        0
+    };
     off += len1;
 
     let extra = match OP {
@@ -311,7 +347,11 @@ fn exit<const OP: u32>(ctx: &TracePointContext) -> u32 {
                     st.args[2] as *const c_void,
                 )
             };
-            if n > 0 { ((n as usize) - 1) & MAX_EXTRA_MASK } else { 0 }
+            if n > 0 {
+                ((n as usize) - 1) & MAX_EXTRA_MASK
+            } else {
+                0
+            }
         }
         _ => 0,
     };

@@ -65,11 +65,7 @@ struct Shared {
 
 impl Shared {
     fn losses(&self) -> LossSnapshot {
-        let counters = self
-            .probes
-            .lock()
-            .map(|p| p.counters())
-            .unwrap_or_default();
+        let counters = self.probes.lock().map(|p| p.counters()).unwrap_or_default();
         LossSnapshot {
             kernel_dropped: counters
                 .iter()
@@ -84,6 +80,12 @@ impl Shared {
 
 fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
     let s = &shared.stats;
+    // Userspace counts first, kernel counters second: an event in flight then shows as
+    // "seen, not yet received", never the other way round.
+    let received = probes::decode::Kind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_owned(), s.received(*k)))
+        .collect::<BTreeMap<_, _>>();
     let (report, kernel) = shared
         .probes
         .lock()
@@ -102,10 +104,7 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
             .iter()
             .map(|(k, c)| (k.as_str().to_owned(), *c))
             .collect(),
-        received: probes::decode::Kind::ALL
-            .iter()
-            .map(|k| (k.as_str().to_owned(), s.received(*k)))
-            .collect::<BTreeMap<_, _>>(),
+        received,
         reader_records: s.reader.records.load(Ordering::Relaxed),
         reader_bytes: s.reader.bytes.load(Ordering::Relaxed),
         losses: shared.losses(),

@@ -298,7 +298,7 @@ fn events_tail(
     recent: usize,
     filter: EventFilter,
 ) -> anyhow::Result<()> {
-    let mut client = Client::send(
+    let client = Client::send(
         &state.socket(),
         &Request::Events {
             follow,
@@ -308,7 +308,7 @@ fn events_tail(
     )?;
     let color = color();
     let mut out = std::io::stdout().lock();
-    while let Some(resp) = client.next() {
+    for resp in client {
         match resp? {
             Response::Event(ev) => {
                 let line = if json {
@@ -333,7 +333,7 @@ fn events_tail(
 }
 
 fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
-    let mut client = Client::send(
+    let client = Client::send(
         &state.socket(),
         &Request::Events {
             follow: true,
@@ -351,7 +351,7 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
     // events arrive.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        while let Some(r) = client.next() {
+        for r in client {
             if tx.send(r).is_err() {
                 break;
             }
@@ -393,8 +393,8 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
 }
 
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let text = std::fs::read(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let text =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let stats = std::sync::Arc::new(Stats::default());
     let mut pipeline = Pipeline::new(&EnrichOptions::default(), Clock::now(), stats);
     let color = color();

@@ -108,10 +108,7 @@ impl Config {
 
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ConfigError::Parse {
                 file: file.to_owned(),
                 line,
@@ -166,7 +163,10 @@ impl Config {
             ));
         }
         if self.process_table.capacity < 64 {
-            return Err(invalid("process_table.capacity", "must be at least 64".into()));
+            return Err(invalid(
+                "process_table.capacity",
+                "must be at least 64".into(),
+            ));
         }
         if self.health.subscriber_queue == 0 {
             return Err(invalid(
@@ -212,13 +212,22 @@ mod tests {
     fn unknown_key_is_located() {
         let text = DEFAULT_TOML.replace("[health]", "[health]\nbogus = 1");
         let e = Config::parse(&text, "x.toml").unwrap_err();
-        let ConfigError::Parse { line, column, message, .. } = &e else {
+        let ConfigError::Parse {
+            line,
+            column,
+            message,
+            ..
+        } = &e
+        else {
             panic!("{e}");
         };
         let expect_line = text.lines().position(|l| l == "bogus = 1").unwrap() + 1;
         assert_eq!((*line, *column), (expect_line, 1));
         assert!(message.contains("bogus"), "{message}");
-        assert!(e.to_string().starts_with(&format!("x.toml:{expect_line}:1:")));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("x.toml:{expect_line}:1:"))
+        );
     }
 
     #[test]

@@ -84,8 +84,13 @@ mod tests {
         assert_eq!(a.fields["lost"]["kernel_dropped"]["file"], 5);
         // More loss inside the interval: held back, then reported as the full delta.
         assert!(m.check(&snap(9, 1), t0 + Duration::from_secs(1)).is_none());
-        let b = m.check(&snap(12, 1), t0 + Duration::from_secs(11)).expect("alert");
+        let b = m
+            .check(&snap(12, 1), t0 + Duration::from_secs(11))
+            .expect("alert");
         assert_eq!(b.fields["lost"]["kernel_dropped"]["file"], 7);
-        assert!(m.check(&snap(12, 1), t0 + Duration::from_secs(30)).is_none());
+        assert!(
+            m.check(&snap(12, 1), t0 + Duration::from_secs(30))
+                .is_none()
+        );
     }
 }

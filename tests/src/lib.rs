@@ -34,7 +34,9 @@ pub fn require_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    eprintln!("SKIP {test}: kernel tests load eBPF programs and need root (run `cargo xtask test` as root)");
+    eprintln!(
+        "SKIP {test}: kernel tests load eBPF programs and need root (run `cargo xtask test` as root)"
+    );
     false
 }
 
@@ -123,7 +125,7 @@ impl Agent {
         .expect("subscribe");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            while let Some(Ok(r)) = client.next() {
+            for r in client.by_ref().map_while(Result::ok) {
                 if tx.send(r).is_err() {
                     break;
                 }

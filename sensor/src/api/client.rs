@@ -29,8 +29,13 @@ impl Client {
         })
     }
 
-    /// The next response line; `None` when the agent closed the stream.
-    pub fn next(&mut self) -> Option<Result<Response, ApiError>> {
+}
+
+/// Response lines; ends when the agent closes the stream.
+impl Iterator for Client {
+    type Item = Result<Response, ApiError>;
+
+    fn next(&mut self) -> Option<Result<Response, ApiError>> {
         let line = match self.lines.next()? {
             Ok(l) => l,
             Err(e) => return Some(Err(e.into())),

@@ -65,7 +65,9 @@ impl Hub {
             }
             if s.tx.try_send(ev.clone()).is_err() {
                 s.lost.fetch_add(1, Ordering::Relaxed);
-                self.stats.subscriber_dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .subscriber_dropped
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -26,7 +26,9 @@ pub enum ApiError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot reach the agent at {path}: {source} (is `sensor run` running, with the same --state-dir?)")]
+    #[error(
+        "cannot reach the agent at {path}: {source} (is `sensor run` running, with the same --state-dir?)"
+    )]
     Connect {
         path: String,
         source: std::io::Error,
@@ -89,10 +91,13 @@ impl EventFilter {
             && self.pid.is_none_or(|p| p == ev.process.pid)
             && self.comm.as_deref().is_none_or(|c| c == ev.process.name)
             && self.action.as_deref().is_none_or(|a| a == ev.event.action)
-            && self.container.as_deref().is_none_or(|c| match &ev.container {
-                Some(ct) => ct.id.starts_with(c),
-                None => c == "host",
-            })
+            && self
+                .container
+                .as_deref()
+                .is_none_or(|c| match &ev.container {
+                    Some(ct) => ct.id.starts_with(c),
+                    None => c == "host",
+                })
     }
 }
 

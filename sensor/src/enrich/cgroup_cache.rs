@@ -60,7 +60,13 @@ impl CgroupCache {
     }
 
     /// Resolve `id` for an event of `pid` at boot time `now_ns`.
-    pub fn resolve(&mut self, id: u64, pid: u32, procfs: &ProcFs, now_ns: u64) -> Option<&CgroupInfo> {
+    pub fn resolve(
+        &mut self,
+        id: u64,
+        pid: u32,
+        procfs: &ProcFs,
+        now_ns: u64,
+    ) -> Option<&CgroupInfo> {
         if id == 0 {
             return None;
         }
@@ -155,7 +161,10 @@ mod tests {
         let mut cache = CgroupCache::new(dir.path());
         let info = cache.resolve(id, 4242, &procfs, 0).unwrap().clone();
         assert_eq!(info.path, "/system.slice/nginx.service");
-        assert_eq!(info.attribution.systemd_unit.as_deref(), Some("nginx.service"));
+        assert_eq!(
+            info.attribution.systemd_unit.as_deref(),
+            Some("nginx.service")
+        );
         assert_eq!(cache.walks, 1);
         // Cached: no second walk.
         cache.resolve(id, 4242, &procfs, 1).unwrap();
@@ -164,7 +173,11 @@ mod tests {
         assert!(cache.resolve(999_999_999, 1, &procfs, 10).is_none());
         assert!(cache.resolve(999_999_999, 1, &procfs, 20).is_none());
         assert_eq!(cache.walks, 2);
-        assert!(cache.resolve(999_999_999, 1, &procfs, 10 + MISS_RETRY_NS).is_none());
+        assert!(
+            cache
+                .resolve(999_999_999, 1, &procfs, 10 + MISS_RETRY_NS)
+                .is_none()
+        );
         assert_eq!(cache.walks, 3);
     }
 

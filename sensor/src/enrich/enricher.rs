@@ -8,8 +8,8 @@ use super::{CgroupCache, ProcFs, ProcessTable};
 use crate::{
     clock::Clock,
     event::{
-        Cgroup, Container, Endpoint, Event, EventMeta, ExeInfo, File, ForkInfo, Network,
-        Outcome, Parent, Process, Service, SockAddr, Syscall, User, open_flag_names, text,
+        Cgroup, Container, Endpoint, Event, EventMeta, ExeInfo, File, ForkInfo, Network, Outcome,
+        Parent, Process, Service, SockAddr, Syscall, User, open_flag_names, text,
     },
     probes::decode::{Body, Header, Kind, Op, RawEvent},
 };
@@ -154,7 +154,9 @@ impl Enricher {
                     Outcome::Success
                 });
                 let truncated = flags & sensor_common::SYS_FLAG_STR0_TRUNCATED != 0;
-                self.syscall(&mut ev, h.pid, op, ret, &args, &str0, &str1, &extra, truncated);
+                self.syscall(
+                    &mut ev, h.pid, op, ret, &args, &str0, &str1, &extra, truncated,
+                );
             }
         }
         ev
@@ -169,8 +171,11 @@ impl Enricher {
                 self.table
                     .on_exec(h.pid, exe, args, h.uid, h.euid, text(&h.comm), h.ts_ns);
                 // cwd does not change at exec, but a process seen first here has none yet.
-                if let Ok(cwd) = std::fs::read_link(self.procfs.root().join(format!("proc/{}/cwd", h.pid))) {
-                    self.table.set_cwd(h.pid, cwd.to_string_lossy().into_owned());
+                if let Ok(cwd) =
+                    std::fs::read_link(self.procfs.root().join(format!("proc/{}/cwd", h.pid)))
+                {
+                    self.table
+                        .set_cwd(h.pid, cwd.to_string_lossy().into_owned());
                 }
             }
             Body::Exit { exit_code } => {
@@ -387,7 +392,15 @@ impl Enricher {
                     int(a[0])
                 };
                 let addr = if op == Op::Listen {
-                    self.bound.get(&(pid, int(a[0]))).cloned()
+                    // A bind to port 0 got its port from the kernel after the bind event.
+                    let bound = self.bound.get(&(pid, int(a[0]))).cloned();
+                    match bound {
+                        Some(SockAddr::V4(_, 0) | SockAddr::V6(_, 0)) | None => {
+                            super::sockets::local_address(self.procfs.root(), pid, int(a[0]))
+                                .or(bound)
+                        }
+                        some => some,
+                    }
                 } else {
                     SockAddr::parse(extra)
                 };

@@ -11,14 +11,15 @@ pub mod cgroup_cache;
 pub mod enricher;
 pub mod process_table;
 pub mod procfs;
+pub mod sockets;
 
 use std::path::PathBuf;
 
 pub use cgroup::{
     Attribution, ContainerRef, Runtime, attribute, attribute_proc_cgroup, parse_proc_cgroup,
 };
-pub use process_table::{Ancestry, EntryLimits, ProcessEntry, ProcessTable, UNKNOWN_ID};
 pub use cgroup_cache::CgroupCache;
+pub use process_table::{Ancestry, EntryLimits, ProcessEntry, ProcessTable, UNKNOWN_ID};
 pub use procfs::{ArgLimits, ProcFs, ProcSnapshot, USER_HZ};
 
 /// Longest excerpt of unparseable input kept in an error, in characters.

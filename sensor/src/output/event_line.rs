@@ -42,7 +42,10 @@ pub fn format_event(ev: &Event, color: bool) -> String {
             if let Some(exe) = &p.executable {
                 line.push_str(&format!(" exe={}", escape_str(exe, PATH_MAX)));
             }
-            line.push_str(&format!(" args={}", escape_str(&p.args.join(" "), ARGS_MAX)));
+            line.push_str(&format!(
+                " args={}",
+                escape_str(&p.args.join(" "), ARGS_MAX)
+            ));
             if let Some(x) = &p.exe {
                 if x.memfd {
                     line.push_str(" [memfd]");
@@ -54,7 +57,10 @@ pub fn format_event(ev: &Event, color: bool) -> String {
         }
         Kind::Fork => {
             if let Some(f) = &p.fork {
-                line.push_str(&format!(" child={} clone_flags={:#x}", f.child_pid, f.clone_flags));
+                line.push_str(&format!(
+                    " child={} clone_flags={:#x}",
+                    f.child_pid, f.clone_flags
+                ));
             }
         }
         Kind::Exit => {
@@ -110,7 +116,11 @@ pub fn format_event(ev: &Event, color: bool) -> String {
     }
     if let Some(c) = &ev.container {
         let short: String = c.id.chars().take(12).collect();
-        line.push_str(&format!(" container={}({})", escape_str(&short, 64), c.runtime));
+        line.push_str(&format!(
+            " container={}({})",
+            escape_str(&short, 64),
+            c.runtime
+        ));
     } else if let Some(s) = &ev.service {
         line.push_str(&format!(" unit={}", escape_str(&s.name, 64)));
     }

@@ -320,7 +320,13 @@ mod tests {
         out.extend_from_slice(&0xeb9fu16.to_le_bytes());
         out.push(1);
         out.push(0);
-        for w in [24u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
             out.extend_from_slice(&w.to_le_bytes());
         }
         out.extend_from_slice(&t);

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use self::decode::Kind;
 
 /// The compiled eBPF object, built by `build.rs` through aya-build.
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor"));
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-probes"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -215,7 +216,7 @@ impl Probes {
     /// Load and attach. Returns the probes and the ring buffer to read events from.
     pub fn load(opts: &ProbeOptions) -> Result<(Probes, RingBuf<MapData>), ProbeError> {
         let page = 4096u32;
-        if !opts.ring_buffer_bytes.is_power_of_two() || opts.ring_buffer_bytes % page != 0 {
+        if !opts.ring_buffer_bytes.is_power_of_two() || !opts.ring_buffer_bytes.is_multiple_of(page) {
             return Err(ProbeError::RingSize(opts.ring_buffer_bytes));
         }
         ensure_tracefs(&opts.tracefs)?;

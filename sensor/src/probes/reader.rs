@@ -47,11 +47,10 @@ pub async fn run(
     let fd = ring.as_raw_fd();
     // SAFETY: the RingBuf owns its map fd and keeps it open for as long as the AsyncFd
     // (which owns the RingBuf) lives; nothing replaces or closes it meanwhile.
-    let mut afd = unsafe { AsyncFd::register(ring) }
-        .map_err(|e| ReaderError::Register {
-            fd,
-            source: e.into(),
-        })?;
+    let mut afd = unsafe { AsyncFd::register(ring) }.map_err(|e| ReaderError::Register {
+        fd,
+        source: e.into(),
+    })?;
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -91,7 +90,9 @@ async fn drain(
             return true;
         }
         let full = batch.len() == MAX_BATCH;
-        stats.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats
+            .records
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.bytes.fetch_add(bytes, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         if tx.send(batch).await.is_err() {
