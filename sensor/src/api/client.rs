@@ -28,7 +28,6 @@ impl Client {
             lines: BufReader::new(stream).lines(),
         })
     }
-
 }
 
 /// Response lines; ends when the agent closes the stream.

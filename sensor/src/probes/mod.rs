@@ -216,7 +216,8 @@ impl Probes {
     /// Load and attach. Returns the probes and the ring buffer to read events from.
     pub fn load(opts: &ProbeOptions) -> Result<(Probes, RingBuf<MapData>), ProbeError> {
         let page = 4096u32;
-        if !opts.ring_buffer_bytes.is_power_of_two() || !opts.ring_buffer_bytes.is_multiple_of(page) {
+        if !opts.ring_buffer_bytes.is_power_of_two() || !opts.ring_buffer_bytes.is_multiple_of(page)
+        {
             return Err(ProbeError::RingSize(opts.ring_buffer_bytes));
         }
         ensure_tracefs(&opts.tracefs)?;
