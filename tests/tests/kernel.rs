@@ -385,3 +385,102 @@ fn overload_counts_every_drop_and_raises_the_drop_alert() {
     assert!(lost > 0, "{alert:?}");
     assert!(alert.mitre.contains(&"T1562.001".to_owned()));
 }
+
+#[test]
+fn fileless_and_deleted_executables_are_flagged() {
+    if !require_root("fileless_and_deleted_executables_are_flagged") {
+        return;
+    }
+    let agent = Agent::start(None);
+    let mut events = agent.subscribe(kinds(&[Kind::Exec]));
+    // Exec a copy of /bin/true from a memfd, then from an unlinked file, by fd.
+    let script = r#"
+import os, shutil, sys
+data = open("/bin/true", "rb").read()
+fd = os.memfd_create("sensor-kt-memfd", 0)
+os.write(fd, data)
+pid = os.fork()
+if pid == 0:
+    os.execv(f"/proc/self/fd/{fd}", ["memfd-marker"])
+os.waitpid(pid, 0)
+path = sys.argv[1]
+shutil.copy("/bin/true", path)
+fd2 = os.open(path, os.O_RDONLY)
+os.unlink(path)
+pid = os.fork()
+if pid == 0:
+    os.execv(f"/proc/self/fd/{fd2}", ["deleted-marker"])
+os.waitpid(pid, 0)
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path().join("gone"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let memfd = events
+        .wait_for(WAIT, |e| {
+            e.process.args.first().is_some_and(|a| a == "memfd-marker")
+        })
+        .expect("memfd exec");
+    let x = memfd.process.exe.unwrap();
+    // A memfd has no name on disk, so it is also "deleted" (nlink 0); memfd is what matters.
+    assert!(x.memfd, "{x:?}");
+    let deleted = events
+        .wait_for(WAIT, |e| {
+            e.process
+                .args
+                .first()
+                .is_some_and(|a| a == "deleted-marker")
+        })
+        .expect("deleted exec");
+    let x = deleted.process.exe.unwrap();
+    assert!(x.deleted && !x.memfd, "{x:?}");
+}
+
+#[test]
+fn privilege_changes_memfd_and_namespaces() {
+    if !require_root("privilege_changes_memfd_and_namespaces") {
+        return;
+    }
+    let agent = Agent::start(None);
+    let mut events = agent.subscribe(kinds(&[Kind::Privilege]));
+    let script = r#"
+import ctypes, os
+os.memfd_create("kt-name", 0)
+pid = os.fork()
+if pid == 0:
+    if ctypes.CDLL(None, use_errno=True).unshare(0x04000000) != 0:
+        os._exit(1)
+    os.setgid(65534)
+    os.setuid(65534)
+    os._exit(0)
+os.waitpid(pid, 0)
+"#;
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The forked child's result is checked through its events below.
+    let m = events
+        .wait_for(WAIT, |e| e.event.action == "memfd_create")
+        .expect("memfd_create event");
+    assert_eq!(m.syscall.unwrap().strings, vec!["kt-name"]);
+    let u = events
+        .wait_for(WAIT, |e| e.event.action == "unshare")
+        .expect("unshare event");
+    assert_eq!(u.syscall.unwrap().args["flags"], 0x0400_0000);
+    let g = events
+        .wait_for(WAIT, |e| e.event.action == "setgid")
+        .expect("setgid event");
+    assert_eq!(g.syscall.unwrap().args["id"], 65534);
+    let s = events
+        .wait_for(WAIT, |e| e.event.action == "setuid")
+        .expect("setuid event");
+    assert_eq!(s.syscall.as_ref().unwrap().args["id"], 65534);
+    assert_eq!(s.event.outcome, Some(Outcome::Success));
+}
