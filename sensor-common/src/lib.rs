@@ -184,8 +184,13 @@ pub struct ExecBody {
     pub old_pid: u32,
     pub filename_len: u16,
     pub args_len: u16,
+    /// File types of fds 0, 1, 2 at exec: 4 bits each (`S_IFMT >> 12`: 0xc socket, 0x1 pipe,
+    /// 0x2 character device, 0x8 regular file; 0 = closed or unreadable). A shell whose
+    /// stdin is a socket is the signature of a reverse shell.
+    pub stdio: u32,
+    pub _pad0: u32,
 }
-const _: () = assert!(core::mem::size_of::<ExecBody>() == 32);
+const _: () = assert!(core::mem::size_of::<ExecBody>() == 40);
 
 /// Body of a `KIND_FORK` record (a new process; new threads are not reported).
 #[repr(C)]
@@ -267,8 +272,12 @@ pub struct KernelOffsets {
     pub inode_sb: u32,
     pub inode_nlink: u32,
     pub sb_dev: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub inode_mode: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 88);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 104);
 
 /// Run modes of the programs.
 pub const MODE_FULL: u32 = 0;
@@ -292,7 +301,7 @@ pub struct Config {
     /// also polls on a short timer, so nothing waits longer than that tick. 0: wake per event.
     pub wakeup_bytes: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 112);
+const _: () = assert!(core::mem::size_of::<Config>() == 128);
 
 /// Key of the ignored-prefix LPM trie: the first bytes of a path.
 pub const PREFIX_KEY_LEN: usize = 64;

@@ -244,6 +244,7 @@ unsafe fn build_exec(buf: *mut u8, task: *const u8, old_pid: u32, bprm: *const u
         }
     }
     let argc: u32 = unsafe { read_kernel(bprm, o.bprm_argc as usize) };
+    let stdio = unsafe { stdio_types(task, &o) };
 
     unsafe {
         let body = buf.add(HDR).cast::<ExecBody>();
@@ -255,9 +256,31 @@ unsafe fn build_exec(buf: *mut u8, task: *const u8, old_pid: u32, bprm: *const u
         (*body).old_pid = old_pid;
         (*body).filename_len = filename_len as u16;
         (*body).args_len = args_len as u16;
+        (*body).stdio = stdio;
+        (*body)._pad0 = 0;
         // Exec is what responders act on: wake the reader now.
         submit(buf, args_off + args_len, KIND_EXEC, true);
     }
+}
+
+/// File types of fds 0..2 (`task->files->fdt->fd[i]->f_inode->i_mode`), 4 bits each.
+#[inline(always)]
+unsafe fn stdio_types(task: *const u8, o: &sensor_common::KernelOffsets) -> u32 {
+    let files: u64 = unsafe { read_kernel(task, o.task_files as usize) };
+    let fdt: u64 = unsafe { read_kernel(files as *const u8, o.files_fdt as usize) };
+    let fds: u64 = unsafe { read_kernel(fdt as *const u8, o.fdtable_fd as usize) };
+    let mut out = 0u32;
+    let mut i = 0usize;
+    while i < 3 {
+        let file: u64 = unsafe { read_kernel(fds as *const u8, i * 8) };
+        if file != 0 {
+            let inode: u64 = unsafe { read_kernel(file as *const u8, o.file_inode as usize) };
+            let mode: u16 = unsafe { read_kernel(inode as *const u8, o.inode_mode as usize) };
+            out |= (((mode >> 12) & 0xf) as u32) << (i * 4);
+        }
+        i += 1;
+    }
+    out
 }
 
 #[inline(always)]

@@ -89,8 +89,46 @@ pub struct Process {
     pub exit_signal: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exe: Option<ExeInfo>,
+    /// What fds 0, 1, 2 were at exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<Stdio>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork: Option<ForkInfo>,
+}
+
+/// File types of the standard fds at exec: `socket`, `pipe`, `char` (a terminal or
+/// /dev/null), `file`, `dir`, `block`, `link`, `closed`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stdio {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Stdio {
+    /// Decode the kernel's packed 4-bit `S_IFMT >> 12` codes.
+    pub fn from_packed(v: u32) -> Stdio {
+        let name = |i: u32| {
+            match (v >> (i * 4)) & 0xf {
+                0 => "closed",
+                0x1 => "pipe",
+                0x2 => "char",
+                0x4 => "dir",
+                0x6 => "block",
+                0x8 => "file",
+                0xa => "link",
+                0xc => "socket",
+                _ => "other",
+            }
+            .to_owned()
+        };
+        Stdio {
+            stdin: name(0),
+            stdout: name(1),
+            stderr: name(2),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -360,6 +398,16 @@ mod tests {
         assert_eq!(open_flag_names(0), vec!["O_RDONLY"]);
         let n = open_flag_names(0o1 | 0o100 | 0o1000);
         assert!(n.contains(&"O_WRONLY".to_owned()) && n.contains(&"O_TRUNC".to_owned()));
+    }
+
+    #[test]
+    fn decodes_packed_stdio_types() {
+        let s = Stdio::from_packed(0x2cc);
+        assert_eq!(
+            (s.stdin.as_str(), s.stdout.as_str(), s.stderr.as_str()),
+            ("socket", "socket", "char")
+        );
+        assert_eq!(Stdio::from_packed(0).stdin, "closed");
     }
 
     #[test]

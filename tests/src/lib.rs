@@ -5,6 +5,7 @@
 pub mod runc;
 
 use std::{
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::mpsc,
@@ -62,6 +63,15 @@ impl Agent {
             cmd.arg("--config").arg(&cfg);
         }
         let logf = std::fs::File::create(&log).expect("agent log");
+        // If the test process dies without running Drop (killed by a timeout), the agent must
+        // not outlive it.
+        // SAFETY: set_pdeathsig is async-signal-safe (a single prctl call).
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
         let child = cmd
             .arg("run")
             .stdout(Stdio::null())

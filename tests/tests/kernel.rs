@@ -484,3 +484,45 @@ os.waitpid(pid, 0)
     assert_eq!(s.syscall.as_ref().unwrap().args["id"], 65534);
     assert_eq!(s.event.outcome, Some(Outcome::Success));
 }
+
+#[test]
+fn exec_records_what_the_standard_fds_are() {
+    if !require_root("exec_records_what_the_standard_fds_are") {
+        return;
+    }
+    let agent = Agent::start(None);
+    let mut events = agent.subscribe(kinds(&[Kind::Exec]));
+    // stdin and stdout a connected socket (the reverse-shell shape), stderr a pipe.
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a2 = a.try_clone().unwrap();
+    let status = Command::new("/bin/true")
+        .arg("stdio-marker")
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(a)))
+        .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(a2)))
+        .stderr(std::process::Stdio::piped())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ev = events
+        .wait_for(WAIT, |e| {
+            e.process.args.get(1).is_some_and(|a| a == "stdio-marker")
+        })
+        .expect("exec event");
+    let io = ev.process.stdio.expect("stdio types");
+    assert_eq!(
+        (io.stdin.as_str(), io.stdout.as_str(), io.stderr.as_str()),
+        ("socket", "socket", "pipe")
+    );
+    let status = Command::new("/bin/true")
+        .arg("stdio-marker-2")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ev = events
+        .wait_for(WAIT, |e| {
+            e.process.args.get(1).is_some_and(|a| a == "stdio-marker-2")
+        })
+        .expect("exec event");
+    assert_eq!(ev.process.stdio.unwrap().stdin, "char");
+}

@@ -106,9 +106,11 @@ impl Enricher {
                 flags,
                 argc,
                 old_pid: _,
+                stdio,
                 filename: _,
                 args: _,
             } => {
+                ev.process.stdio = Some(crate::event::Stdio::from_packed(stdio));
                 ev.event.action = "exec".into();
                 ev.process.args_count = Some(argc);
                 ev.process.args_truncated = flags & sensor_common::EXEC_FLAG_ARGS_TRUNCATED != 0;

@@ -46,6 +46,13 @@ pub fn format_event(ev: &Event, color: bool) -> String {
                 " args={}",
                 escape_str(&p.args.join(" "), ARGS_MAX)
             ));
+            if let Some(io) = &p.stdio
+                && [&io.stdin, &io.stdout, &io.stderr]
+                    .iter()
+                    .any(|t| *t == "socket")
+            {
+                line.push_str(&format!(" stdio={},{},{}", io.stdin, io.stdout, io.stderr));
+            }
             if let Some(x) = &p.exe {
                 if x.memfd {
                     line.push_str(" [memfd]");

@@ -277,6 +277,10 @@ impl Btf {
             inode_sb: o("inode", "i_sb")?,
             inode_nlink: o("inode", "i_nlink")?,
             sb_dev: o("super_block", "s_dev")?,
+            task_files: o("task_struct", "files")?,
+            files_fdt: o("files_struct", "fdt")?,
+            fdtable_fd: o("fdtable", "fd")?,
+            inode_mode: o("inode", "i_mode")?,
         })
     }
 }

@@ -152,6 +152,8 @@ pub enum Body {
         flags: u32,
         argc: u32,
         old_pid: u32,
+        /// File types of fds 0..2, 4 bits each (see `sensor_common::ExecBody::stdio`).
+        stdio: u32,
         filename: Vec<u8>,
         /// argv split on NUL; the last element may be cut short when flags say truncated.
         args: Vec<Vec<u8>>,
@@ -260,6 +262,7 @@ pub fn decode(data: &[u8]) -> Result<RawEvent, DecodeError> {
                 flags: b.flags,
                 argc: b.argc,
                 old_pid: b.old_pid,
+                stdio: b.stdio,
                 filename: filename.to_vec(),
                 args: split_args(args),
             }
@@ -340,6 +343,7 @@ pub fn encode(ev: &RawEvent) -> Vec<u8> {
             flags,
             argc,
             old_pid,
+            stdio,
             filename,
             args,
         } => {
@@ -359,6 +363,8 @@ pub fn encode(ev: &RawEvent) -> Vec<u8> {
                     old_pid: *old_pid,
                     filename_len: filename.len() as u16,
                     args_len: argv.len() as u16,
+                    stdio: *stdio,
+                    _pad0: 0,
                 },
             );
             out.extend_from_slice(filename);
@@ -450,6 +456,7 @@ mod tests {
                 flags: EXEC_FLAG_MEMFD,
                 argc: 3,
                 old_pid: 100,
+                stdio: 0xc2c,
                 filename: b"/usr/bin/x".to_vec(),
                 args: vec![b"x".to_vec(), b"a\nb\x1b[31m".to_vec(), vec![0xff, 0xfe]],
             },
