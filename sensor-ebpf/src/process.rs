@@ -258,8 +258,9 @@ unsafe fn build_exec(buf: *mut u8, task: *const u8, old_pid: u32, bprm: *const u
         (*body).args_len = args_len as u16;
         (*body).stdio = stdio;
         (*body)._pad0 = 0;
-        // Exec is what responders act on: wake the reader now.
-        submit(buf, args_off + args_len, KIND_EXEC, true);
+        // Batched like the rest: an exec storm must not cost a wakeup per exec; the reader's
+        // tick bounds the latency (10 ms by default).
+        submit(buf, args_off + args_len, KIND_EXEC, false);
     }
 }
 

@@ -15,6 +15,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
+    EbpfContext,
     helpers::{
         bpf_get_current_pid_tgid,
         generated::{bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_probe_read_user_str},
@@ -114,11 +115,22 @@ fn enter<const OP: u32, const N: usize>(ctx: &TracePointContext) -> u32 {
         _pad: 0,
         args: [0; 6],
     };
-    let mut i = 0;
-    while i < N && i < 6 {
-        st.args[i] = unsafe { ctx.read_at::<u64>(ARG0 + 8 * i) }.unwrap_or(0);
-        i += 1;
+    // Direct loads from the tracepoint record (constant offsets, checked by the verifier)
+    // cost a fraction of a bpf_probe_read_kernel call each.
+    let base = ctx.as_ptr().cast::<u8>();
+    macro_rules! arg {
+        ($i:literal) => {
+            if N > $i {
+                st.args[$i] = unsafe { base.add(ARG0 + 8 * $i).cast::<u64>().read() };
+            }
+        };
     }
+    arg!(0);
+    arg!(1);
+    arg!(2);
+    arg!(3);
+    arg!(4);
+    arg!(5);
     if OP == OP_OPENAT2 {
         // struct open_how { u64 flags; u64 mode; u64 resolve; }
         let mut how = [0u64; 2];
@@ -169,43 +181,40 @@ fn open_filtered(op: u32, args: &[u64; 6]) -> bool {
     }
     let len = ((n as usize) - 1) & MAX_PATH_MASK;
 
-    if use_prefixes && prefix_ignored(buf, len) {
-        return true;
-    }
-    if window == 0 || len > DEDUP_HASH_MAX {
-        return false;
-    }
+    // Dedup first: a repeated open (the common case in loops) returns after one lookup.
+    let dedup = window != 0 && len <= DEDUP_HASH_MAX;
     let key = DedupKey {
         tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
         flags: flags as u32,
-        path_hash: hash_path(buf, len),
+        path_hash: if dedup { hash_path(buf, len) } else { 0 },
     };
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    if let Some(last) = unsafe { DEDUP.get(&key) } {
-        if now.wrapping_sub(*last) < window {
-            return true;
-        }
+    if dedup
+        && let Some(last) = unsafe { DEDUP.get(&key) }
+        && now.wrapping_sub(*last) < window
+    {
+        return true;
     }
-    let _ = DEDUP.insert(&key, &now, 0);
+    if use_prefixes && prefix_ignored(buf, len) {
+        return true;
+    }
+    if dedup {
+        let _ = DEDUP.insert(&key, &now, 0);
+    }
     false
 }
 
 #[inline(always)]
 fn prefix_ignored(buf: *mut u8, len: usize) -> bool {
-    let mut key = Key::new(0, [0u8; PREFIX_KEY_LEN]);
     let take = if len < PREFIX_KEY_LEN {
         len
     } else {
         PREFIX_KEY_LEN
     };
-    let mut i = 0;
-    while i < PREFIX_KEY_LEN {
-        if i < take {
-            key.data[i] = unsafe { *buf.add(i) };
-        }
-        i += 1;
-    }
-    key.prefix_len = (take * 8) as u32;
+    // A whole-block copy: the trie compares only `prefix_len` bits, so stale bytes past the
+    // path's end are never looked at.
+    let data = unsafe { core::ptr::read_unaligned(buf.cast::<[u8; PREFIX_KEY_LEN]>()) };
+    let key = Key::new((take * 8) as u32, data);
     IGNORED_PREFIXES.get(&key).is_some()
 }
 
@@ -299,7 +308,7 @@ fn exit<const OP: u32>(ctx: &TracePointContext) -> u32 {
     if st.op != OP {
         return 0;
     }
-    let ret: i64 = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(0);
+    let ret: i64 = unsafe { ctx.as_ptr().cast::<u8>().add(RET).cast::<i64>().read() };
     let Some(buf) = scratch() else {
         count(kind, CTR_ERRORS);
         return 0;

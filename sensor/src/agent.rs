@@ -172,6 +172,13 @@ pub async fn run(
     // After attach: whatever starts from here on is seen by the probes.
     let seeded = pipeline.enricher.seed();
     tracing::info!(processes = seeded, "process table seeded from /proc");
+    // Loading parsed the kernel's BTF twice (tens of MiB, now freed); give it back to the OS
+    // so the agent's resident size reflects what it keeps.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory; no pointers are invalidated.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 
     let shared = Arc::new(Shared {
         probes: Mutex::new(probes),

@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn semantic_errors_name_the_key() {
-        let text = DEFAULT_TOML.replace("ring_buffer_bytes = 8388608", "ring_buffer_bytes = 5000");
+        let text = DEFAULT_TOML.replace("ring_buffer_bytes = 4194304", "ring_buffer_bytes = 5000");
         let e = Config::parse(&text, "x").unwrap_err();
         assert!(e.to_string().contains("probes.ring_buffer_bytes"), "{e}");
         let text = DEFAULT_TOML.replace("\"/dev/null\",", "\"relative/path\",");

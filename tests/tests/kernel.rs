@@ -327,7 +327,7 @@ fn overload_counts_every_drop_and_raises_the_drop_alert() {
     }
     // A one-page ring, no wakeups and a slow drain: a burst must overflow it.
     let cfg = sensor::config::DEFAULT_TOML
-        .replace("ring_buffer_bytes = 8388608", "ring_buffer_bytes = 4096")
+        .replace("ring_buffer_bytes = 4194304", "ring_buffer_bytes = 4096")
         .replace("wakeup_bytes = 65536", "wakeup_bytes = 16777216")
         .replace("reader_tick_ms = 10", "reader_tick_ms = 500")
         .replace("dedup_window_ms = 1000", "dedup_window_ms = 0")

@@ -172,9 +172,11 @@ impl Enricher {
                 let args = args.iter().map(|a| text(a)).collect();
                 self.table
                     .on_exec(h.pid, exe, args, h.uid, h.euid, text(&h.comm), h.ts_ns);
-                // cwd does not change at exec, but a process seen first here has none yet.
-                if let Ok(cwd) =
-                    std::fs::read_link(self.procfs.root().join(format!("proc/{}/cwd", h.pid)))
+                // cwd does not change at exec; it is inherited at fork and tracked through
+                // chdir. Only a process first seen here needs /proc.
+                if self.table.get(h.pid).is_some_and(|e| e.cwd.is_none())
+                    && let Ok(cwd) =
+                        std::fs::read_link(self.procfs.root().join(format!("proc/{}/cwd", h.pid)))
                 {
                     self.table
                         .set_cwd(h.pid, cwd.to_string_lossy().into_owned());

@@ -77,7 +77,7 @@ impl Default for ProbeOptions {
     fn default() -> Self {
         Self {
             mode: Mode::Full,
-            ring_buffer_bytes: 8 << 20,
+            ring_buffer_bytes: 4 << 20,
             wakeup_bytes: 64 << 10,
             dedup_window_ns: 1_000_000_000,
             ignored_prefixes: Vec::new(),
