@@ -2,7 +2,40 @@
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
 
+/// The shipped ruleset (`rules/*.yaml` at the workspace root) is embedded in the binary so
+/// `sensor run` detects with no files installed.
+fn embed_rules() -> anyhow::Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    let mut out = String::from(
+        "/// (file name, contents) of every shipped rule file.\npub static BUILTIN_RULES: &[(&str, &str)] = &[\n",
+    );
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("rule file name is not UTF-8: {}", f.display()))?;
+        let abs = f.canonicalize().context("canonicalize rule file")?;
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            abs.display().to_string()
+        ));
+    }
+    out.push_str("];\n");
+    let out_dir = std::env::var("OUT_DIR").context("OUT_DIR")?;
+    std::fs::write(std::path::Path::new(&out_dir).join("builtin_rules.rs"), out)
+        .context("write builtin_rules.rs")?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
+    embed_rules()?;
     let meta = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()

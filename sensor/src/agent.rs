@@ -18,12 +18,13 @@ use tokio::sync::mpsc;
 
 use crate::{
     api::{
-        self, StatusReport,
+        self, RulesStatus, StatusReport,
         hub::Hub,
         server::{self, ApiContext},
     },
     clock::Clock,
-    config::{Config, StateDir},
+    config::{Config, RulesConfig, StateDir},
+    detect::{Detector, ruleset},
     enrich::enricher::EnrichOptions,
     health::DropMonitor,
     output::alert_log::{AlertLog, AlertLogError, RotationPolicy},
@@ -47,6 +48,16 @@ pub enum AgentError {
     Api(#[from] api::ApiError),
     #[error("the pipeline thread failed: {0}")]
     Pipeline(String),
+    #[error("the ruleset was refused:\n  {}", .0.join("\n  "))]
+    Rules(Vec<String>),
+}
+
+/// Messages from the async side to the pipeline thread.
+enum Control {
+    /// A checked ruleset to swap in.
+    Rules(Box<crate::rules::RuleSet>),
+    /// An alert the agent raises about itself (a refused reload).
+    Alert(Box<crate::alert::Alert>),
 }
 
 pub struct RunOptions {
@@ -61,6 +72,7 @@ pub struct RunOptions {
 struct Shared {
     probes: Mutex<Probes>,
     stats: Arc<Stats>,
+    rules: Mutex<RulesStatus>,
 }
 
 impl Shared {
@@ -115,6 +127,7 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         alert_log_errors: s.alert_log_errors.load(Ordering::Relaxed),
         subscribers: hub.subscribers(),
         state_dir: opts.state_dir.0.display().to_string(),
+        rules: shared.rules.lock().map(|r| r.clone()).unwrap_or_default(),
     }
 }
 
@@ -142,6 +155,21 @@ pub async fn run(
         },
     )?;
 
+    // Rules first: a bad ruleset stops the start before anything touches the kernel.
+    let verdict = ruleset::checked(cfg.rules.builtin, &cfg.rules.paths);
+    for w in &verdict.warnings {
+        tracing::warn!(warning = %w, "rule warning");
+    }
+    let Some(rules) = verdict.rules else {
+        return Err(AgentError::Rules(verdict.problems));
+    };
+    let rules_status = rules_status(&rules, &cfg.rules, 1);
+    tracing::info!(
+        rules = rules_status.loaded,
+        enabled = rules_status.enabled,
+        "ruleset loaded"
+    );
+
     let probe_opts = ProbeOptions {
         mode: opts.mode,
         ring_buffer_bytes: cfg.probes.ring_buffer_bytes,
@@ -168,6 +196,7 @@ pub async fn run(
         },
         Clock::now(),
         stats.clone(),
+        Detector::new(rules, cfg.fold_window()),
     );
     // After attach: whatever starts from here on is seen by the probes.
     let seeded = pipeline.enricher.seed();
@@ -183,7 +212,14 @@ pub async fn run(
     let shared = Arc::new(Shared {
         probes: Mutex::new(probes),
         stats: stats.clone(),
+        rules: Mutex::new(rules_status),
     });
+    let (ctl_tx, ctl_rx) = std::sync::mpsc::channel::<Control>();
+    let reload_task = tokio::spawn(reload_loop(
+        opts.config.rules.clone(),
+        ctl_tx,
+        shared.clone(),
+    ));
     let hub = Arc::new(Hub::new(cfg.health.subscriber_queue, stats.clone()));
     let listener = server::bind(&opts.state_dir.socket())?;
     let opts = Arc::new(opts);
@@ -215,6 +251,15 @@ pub async fn run(
             let mut monitor = DropMonitor::new(interval);
             let mut last_health = Instant::now();
             loop {
+                while let Ok(ctl) = ctl_rx.try_recv() {
+                    match ctl {
+                        Control::Rules(r) => pipeline.detector.replace_rules(*r),
+                        Control::Alert(a) => {
+                            stats.alerts.fetch_add(1, Ordering::Relaxed);
+                            write_alert(&mut alert_log, &stats, &a);
+                        }
+                    }
+                }
                 let next = handle.block_on(async {
                     tokio::time::timeout(Duration::from_secs(1), rx.recv()).await
                 });
@@ -235,11 +280,17 @@ pub async fn run(
                 }
                 if last_health.elapsed() >= Duration::from_secs(1) {
                     last_health = Instant::now();
+                    for alert in pipeline.tick(Clock::boot_ns_now()) {
+                        write_alert(&mut alert_log, &stats, &alert);
+                    }
                     if let Some(alert) = monitor.check(&pipe_shared.losses(), last_health) {
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
                         write_alert(&mut alert_log, &stats, &alert);
                     }
                 }
+            }
+            for alert in pipeline.finish() {
+                write_alert(&mut alert_log, &stats, &alert);
             }
             if let Err(error) = alert_log.flush() {
                 tracing::warn!(%error, "alert log flush failed at shutdown");
@@ -253,11 +304,107 @@ pub async fn run(
     reader_task.abort();
     let _ = reader_task.await;
     api_task.abort();
+    reload_task.abort();
     let joined = tokio::task::spawn_blocking(move || pipeline_thread.join()).await;
     let _ = std::fs::remove_file(opts.state_dir.socket());
     match joined {
         Ok(Ok(())) => Ok(()),
         _ => Err(AgentError::Pipeline("panicked".into())),
+    }
+}
+
+fn rules_status(rules: &crate::rules::RuleSet, cfg: &RulesConfig, generation: u64) -> RulesStatus {
+    let mut sources = Vec::new();
+    if cfg.builtin {
+        sources.push("<builtin>".to_owned());
+    }
+    sources.extend(cfg.paths.iter().map(|p| p.display().to_string()));
+    RulesStatus {
+        loaded: rules.rules().len(),
+        enabled: rules
+            .rules()
+            .iter()
+            .filter(|r| r.mode == crate::rules::Mode::Alert)
+            .count(),
+        sources,
+        generation,
+        last_error: Vec::new(),
+    }
+}
+
+/// Hot reload: on SIGHUP, or when a rule file changes. A refused ruleset leaves the running
+/// one in place, and says why (log, status, and an alert).
+async fn reload_loop(cfg: RulesConfig, tx: std::sync::mpsc::Sender<Control>, shared: Arc<Shared>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGHUP; rules reload on file change only");
+            None
+        }
+    };
+    let mut every = tokio::time::interval(Duration::from_secs(cfg.reload_check_secs));
+    let mut seen = ruleset::fingerprint(&cfg.paths);
+    loop {
+        let by_signal = tokio::select! {
+            _ = every.tick() => false,
+            Some(()) = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+        };
+        let now = ruleset::fingerprint(&cfg.paths);
+        if !by_signal && now == seen {
+            continue;
+        }
+        seen = now;
+        let (builtin, paths) = (cfg.builtin, cfg.paths.clone());
+        let Ok(verdict) =
+            tokio::task::spawn_blocking(move || ruleset::checked(builtin, &paths)).await
+        else {
+            continue;
+        };
+        match verdict.rules {
+            Some(rules) => {
+                let generation = shared.rules.lock().map(|r| r.generation + 1).unwrap_or(1);
+                let status = rules_status(&rules, &cfg, generation);
+                tracing::info!(
+                    rules = status.loaded,
+                    generation,
+                    by_signal,
+                    "ruleset reloaded"
+                );
+                if tx.send(Control::Rules(Box::new(rules))).is_err() {
+                    return;
+                }
+                if let Ok(mut r) = shared.rules.lock() {
+                    *r = status;
+                }
+            }
+            None => {
+                for p in &verdict.problems {
+                    tracing::error!(problem = %p, "ruleset refused; the running rules stay");
+                }
+                if let Ok(mut r) = shared.rules.lock() {
+                    r.last_error = verdict.problems.clone();
+                }
+                let alert = crate::alert::Alert::new(
+                    "sensor.rules_reload_refused",
+                    "Rule reload refused",
+                    crate::alert::Severity::Medium,
+                    format!(
+                        "a new ruleset was refused ({} problems); the previous rules keep running",
+                        verdict.problems.len()
+                    ),
+                )
+                .with_tag("sensor-health")
+                .with_field("problems", verdict.problems);
+                if tx.send(Control::Alert(Box::new(alert))).is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::{
     api::{EventFilter, Request, Response, StatusReport, client::Client},
     clock::Clock,
     config::{Config, DEFAULT_TOML, StateDir},
+    detect::{Detector, ruleset},
     enrich::enricher::EnrichOptions,
     event::{Event, Kind},
     output::{
@@ -70,6 +71,28 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Detection rules: check files, list what runs.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Validate rule files and run their inline tests. Without paths, checks what the agent
+    /// would load (the built-in rules and the configured paths). Errors name file:line:column.
+    Check {
+        paths: Vec<PathBuf>,
+        /// Check only the given files, without the built-in rules (their lists and macros).
+        #[arg(long)]
+        only: bool,
+    },
+    /// List the rules the agent would load.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -210,7 +233,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 },
         } => events_tail(&state, follow, json, lines, filter.filter()),
         Command::Record(args) => record(&state, args),
-        Command::Replay(args) => replay(args),
+        Command::Replay(args) => replay(cli.config.as_deref(), args),
         Command::Alerts {
             command:
                 AlertsCommand::Tail {
@@ -233,6 +256,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             },
         ),
         Command::Status { json } => status(&state, json),
+        Command::Rules { command } => rules_cmd(cli.config.as_deref(), command),
         Command::Config { command } => match command {
             ConfigCommand::Check { file } => {
                 let path = file.or(cli.config);
@@ -392,11 +416,87 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+fn rules_cmd(config: Option<&Path>, command: RulesCommand) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    match command {
+        RulesCommand::Check { paths, only } => {
+            let (builtin, paths) = if paths.is_empty() {
+                (cfg.rules.builtin, cfg.rules.paths.clone())
+            } else {
+                (!only, paths)
+            };
+            let v = ruleset::checked(builtin, &paths);
+            for w in &v.warnings {
+                eprintln!("warning: {w}");
+            }
+            for p in &v.problems {
+                eprintln!("{p}");
+            }
+            match v.rules {
+                Some(r) => {
+                    let techniques: HashSet<&str> = r
+                        .rules()
+                        .iter()
+                        .flat_map(|r| r.techniques.iter().map(|t| t.as_str()))
+                        .collect();
+                    println!(
+                        "ok: {} rules, {} ATT&CK techniques, {} inline tests passed",
+                        r.rules().len(),
+                        techniques.len(),
+                        v.tests_run
+                    );
+                    Ok(())
+                }
+                None => bail!("{} problems; nothing was loaded", v.problems.len()),
+            }
+        }
+        RulesCommand::List { json } => {
+            let r = ruleset::load(&cfg.rules)?;
+            for rule in r.rules() {
+                let techniques: Vec<&str> = rule.techniques.iter().map(|t| t.as_str()).collect();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "id": rule.id, "name": rule.name, "severity": rule.severity,
+                            "techniques": techniques, "tactics": rule.tactics,
+                            "enabled": rule.mode == crate::rules::Mode::Alert,
+                            "location": rule.location.to_string(),
+                        })
+                    );
+                } else {
+                    println!(
+                        "{:<16} {:<8} {:<24} {}",
+                        rule.id,
+                        rule.severity.as_str(),
+                        techniques.join(","),
+                        rule.name
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn replay(config: Option<&Path>, args: ReplayArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
     let text =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let verdict = ruleset::checked(cfg.rules.builtin, &cfg.rules.paths);
+    let Some(rules) = verdict.rules else {
+        for p in &verdict.problems {
+            eprintln!("{p}");
+        }
+        bail!("the ruleset was refused");
+    };
     let stats = std::sync::Arc::new(Stats::default());
-    let mut pipeline = Pipeline::new(&EnrichOptions::default(), Clock::now(), stats);
+    let mut pipeline = Pipeline::new(
+        &EnrichOptions::default(),
+        Clock::now(),
+        stats,
+        Detector::new(rules, cfg.fold_window()),
+    );
     let color = color();
     let mut out = std::io::stdout().lock();
     let (mut events, mut alerts, mut bad) = (0u64, 0u64, 0u64);
@@ -438,6 +538,15 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             };
             writeln!(out, "{l}")?;
         }
+    }
+    for a in pipeline.finish() {
+        alerts += 1;
+        let l = if args.json {
+            serde_json::to_string(&a)?
+        } else {
+            format_human(&a, color)
+        };
+        writeln!(out, "{l}")?;
     }
     eprintln!("replayed {events} events: {alerts} alerts, {bad} unreadable lines");
     if bad > 0 {

@@ -39,6 +39,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub probes: ProbesConfig,
+    pub rules: RulesConfig,
     pub process_table: ProcessTableConfig,
     pub alert_log: AlertLogConfig,
     pub health: HealthConfig,
@@ -52,6 +53,15 @@ pub struct ProbesConfig {
     pub reader_tick_ms: u64,
     pub dedup_window_ms: u64,
     pub ignored_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    pub builtin: bool,
+    pub paths: Vec<PathBuf>,
+    pub fold_window_secs: u64,
+    pub reload_check_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -162,6 +172,12 @@ impl Config {
                 "at most 256 prefixes".into(),
             ));
         }
+        if self.rules.reload_check_secs == 0 {
+            return Err(invalid(
+                "rules.reload_check_secs",
+                "must be at least 1".into(),
+            ));
+        }
         if self.process_table.capacity < 64 {
             return Err(invalid(
                 "process_table.capacity",
@@ -178,6 +194,10 @@ impl Config {
             return Err(invalid("alert_log.keep_files", "must be at least 1".into()));
         }
         Ok(())
+    }
+
+    pub fn fold_window(&self) -> Duration {
+        Duration::from_secs(self.rules.fold_window_secs)
     }
 
     pub fn exited_grace(&self) -> Duration {

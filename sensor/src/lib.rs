@@ -3,6 +3,8 @@
 //! - `probes`: load and attach the eBPF programs, read the ring, decode records;
 //! - `enrich`: process table, cgroup → container/unit attribution, /proc snapshots;
 //! - `pipeline`: decode → enrich → detect, synchronous and testable without a kernel;
+//! - `rules`: the rule language (YAML, Falco-like conditions, ATT&CK table); `detect`: rules
+//!   over events, alert folding, which rule files run;
 //! - `event`, `alert`: the data model (ECS-style events, alerts);
 //! - `output`: the alert log and human renderings; `escape`: terminal-safe strings;
 //! - `health`, `stats`: loss counters and the drop alert;
@@ -15,6 +17,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod detect;
 pub mod enrich;
 pub mod escape;
 pub mod event;
@@ -22,4 +25,5 @@ pub mod health;
 pub mod output;
 pub mod pipeline;
 pub mod probes;
+pub mod rules;
 pub mod stats;

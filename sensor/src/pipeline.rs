@@ -9,6 +9,7 @@ use std::sync::{Arc, atomic::Ordering};
 use crate::{
     alert::{Alert, AlertContainer, AlertProcess},
     clock::Clock,
+    detect::Detector,
     enrich::enricher::{EnrichOptions, Enricher},
     event::Event,
     probes::decode::{self, RawEvent},
@@ -24,15 +25,17 @@ pub struct Outcome {
 
 pub struct Pipeline {
     pub enricher: Enricher,
+    pub detector: Detector,
     stats: Arc<Stats>,
     sequence: u64,
     last_decode_warning: Option<std::time::Instant>,
 }
 
 impl Pipeline {
-    pub fn new(opts: &EnrichOptions, clock: Clock, stats: Arc<Stats>) -> Self {
+    pub fn new(opts: &EnrichOptions, clock: Clock, stats: Arc<Stats>, detector: Detector) -> Self {
         Self {
             enricher: Enricher::new(opts, clock),
+            detector,
             stats,
             sequence: 0,
             last_decode_warning: None,
@@ -82,7 +85,8 @@ impl Pipeline {
 
     /// An already-enriched event (live, or from a recording).
     pub fn process_event(&mut self, event: Event) -> Outcome {
-        let alerts = self.detect(&event);
+        let mut alerts = Vec::new();
+        self.detector.detect(&event, &mut alerts);
         self.stats
             .alerts
             .fetch_add(alerts.len() as u64, Ordering::Relaxed);
@@ -92,11 +96,22 @@ impl Pipeline {
         }
     }
 
-    /// Detection stage. The foundation ships no per-event rules: the rule engine, baselines,
-    /// IOC and DLP stages plug in here (issues 3 and 4). The foundation's own alert (lost
-    /// events) comes from `health::DropMonitor`, which watches counters, not events.
-    fn detect(&mut self, _event: &Event) -> Vec<Alert> {
-        Vec::new()
+    /// Alerts due without a new event: summaries of folded floods whose window closed.
+    pub fn tick(&mut self, boot_ns: u64) -> Vec<Alert> {
+        let out = self.detector.flush(boot_ns);
+        self.stats
+            .alerts
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        out
+    }
+
+    /// Everything still held (shutdown, end of a replay).
+    pub fn finish(&mut self) -> Vec<Alert> {
+        let out = self.detector.drain();
+        self.stats
+            .alerts
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        out
     }
 }
 

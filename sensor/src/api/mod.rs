@@ -124,4 +124,17 @@ pub struct StatusReport {
     pub alert_log_errors: u64,
     pub subscribers: usize,
     pub state_dir: String,
+    pub rules: RulesStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RulesStatus {
+    pub loaded: usize,
+    pub enabled: usize,
+    pub sources: Vec<String>,
+    /// Successful loads since start (the first one included).
+    pub generation: u64,
+    /// The last refused reload: every problem, located.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_error: Vec<String>,
 }

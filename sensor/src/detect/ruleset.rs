@@ -1,0 +1,122 @@
+//! Which rules run: the embedded shipped ruleset plus operator files and directories, loaded
+//! together (all or nothing), and the change detection that drives hot reload.
+
+use std::{path::PathBuf, time::SystemTime};
+
+use crate::{
+    config::RulesConfig,
+    rules::{RuleError, RuleSet},
+};
+
+include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+
+/// Every `*.yaml`/`*.yml` file named by `paths`, directories expanded (sorted, not recursive).
+pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| RuleError::Io {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Load the configured ruleset.
+pub fn load(cfg: &RulesConfig) -> Result<RuleSet, RuleError> {
+    load_from(cfg.builtin, &cfg.paths)
+}
+
+pub fn load_from(builtin: bool, paths: &[PathBuf]) -> Result<RuleSet, RuleError> {
+    let mut sources: Vec<(String, String)> = Vec::new();
+    if builtin {
+        for (name, text) in BUILTIN_RULES {
+            sources.push((format!("<builtin>/{name}"), (*text).to_owned()));
+        }
+    }
+    let mut errors = Vec::new();
+    for f in rule_files(paths)? {
+        match std::fs::read_to_string(&f) {
+            Ok(text) => sources.push((f.display().to_string(), text)),
+            Err(e) => errors.push(RuleError::Io {
+                path: f.display().to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            RuleError::Many(errors)
+        });
+    }
+    RuleSet::from_sources(&sources)
+}
+
+/// What the rule files look like now (path, modification time, size), to notice edits.
+pub fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut files = rule_files(paths).unwrap_or_default();
+    // A directory's own mtime changes when files are added or removed.
+    files.extend(paths.iter().filter(|p| p.is_dir()).cloned());
+    files
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let mtime = meta.as_ref().and_then(|m| m.modified().ok());
+            let len = meta.map_or(0, |m| m.len());
+            (f, mtime, len)
+        })
+        .collect()
+}
+
+/// A ruleset is accepted only when it loads and every inline test passes; otherwise the
+/// report lists every problem, one located line each.
+pub struct Verdict {
+    pub rules: Option<RuleSet>,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+    pub tests_run: usize,
+}
+
+pub fn checked(builtin: bool, paths: &[PathBuf]) -> Verdict {
+    match load_from(builtin, paths) {
+        Err(e) => Verdict {
+            rules: None,
+            problems: e.errors().iter().map(ToString::to_string).collect(),
+            warnings: Vec::new(),
+            tests_run: 0,
+        },
+        Ok(rules) => {
+            let failures = rules.run_inline_tests();
+            let warnings = rules.warnings().iter().map(ToString::to_string).collect();
+            let tests_run = rules.rules().iter().map(|r| r.test_count()).sum();
+            if failures.is_empty() {
+                Verdict {
+                    rules: Some(rules),
+                    problems: Vec::new(),
+                    warnings,
+                    tests_run,
+                }
+            } else {
+                Verdict {
+                    rules: None,
+                    problems: failures.iter().map(ToString::to_string).collect(),
+                    warnings,
+                    tests_run,
+                }
+            }
+        }
+    }
+}
