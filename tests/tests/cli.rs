@@ -98,3 +98,38 @@ fn alerts_tail_on_an_empty_state_dir_prints_nothing() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn rules_check_locates_errors_and_runs_inline_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "- rule:\n    id: X-1\n    name: x\n    description: x\n    severity: high\n    condition: evt.type = exec and proc.nmae = sh\n",
+    )
+    .unwrap();
+    let o = sensor(&["rules", "check", "--only", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("bad.yaml:6:"), "{e}");
+    assert!(
+        e.contains("proc.nmae") && e.contains("proc.name"),
+        "suggests the close field: {e}"
+    );
+
+    // A rule whose inline test fails is refused too.
+    let failing = dir.path().join("failing.yaml");
+    std::fs::write(
+        &failing,
+        "- rule:\n    id: X-2\n    name: x\n    description: x\n    severity: low\n    condition: evt.type = exec and proc.name = sh\n    tests:\n      match:\n        - {evt.type: exec, proc.exe: /bin/bash}\n",
+    )
+    .unwrap();
+    let o = sensor(&["rules", "check", "--only", failing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("X-2"), "{}", stderr(&o));
+
+    // The shipped ruleset itself passes.
+    let o = sensor(&["rules", "check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("ok: "));
+}
