@@ -8,7 +8,7 @@
 
 use std::{
     collections::BTreeMap,
-    os::unix::fs::DirBuilderExt,
+    os::unix::fs::{DirBuilderExt, MetadataExt},
     path::PathBuf,
     sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
@@ -222,6 +222,11 @@ pub async fn run(
     ));
     let hub = Arc::new(Hub::new(cfg.health.subscriber_queue, stats.clone()));
     let listener = server::bind(&opts.state_dir.socket())?;
+    // Remove the socket at exit only if it is still ours (another agent may have taken over
+    // the path after us).
+    let socket_ino = std::fs::metadata(opts.state_dir.socket())
+        .map(|m| m.ino())
+        .ok();
     let opts = Arc::new(opts);
     let ctx = Arc::new(ApiContext {
         hub: hub.clone(),
@@ -306,7 +311,10 @@ pub async fn run(
     api_task.abort();
     reload_task.abort();
     let joined = tokio::task::spawn_blocking(move || pipeline_thread.join()).await;
-    let _ = std::fs::remove_file(opts.state_dir.socket());
+    let socket = opts.state_dir.socket();
+    if std::fs::metadata(&socket).map(|m| m.ino()).ok() == socket_ino {
+        let _ = std::fs::remove_file(&socket);
+    }
     match joined {
         Ok(Ok(())) => Ok(()),
         _ => Err(AgentError::Pipeline("panicked".into())),
