@@ -54,8 +54,8 @@ pub enum AgentError {
 
 /// Messages from the async side to the pipeline thread.
 enum Control {
-    /// A checked ruleset to swap in.
-    Rules(Box<crate::rules::RuleSet>),
+    /// A checked ruleset to swap in, and the status to publish once it runs.
+    Rules(Box<crate::rules::RuleSet>, Box<RulesStatus>),
     /// An alert the agent raises about itself (a refused reload).
     Alert(Box<crate::alert::Alert>),
 }
@@ -214,7 +214,8 @@ pub async fn run(
         stats: stats.clone(),
         rules: Mutex::new(rules_status),
     });
-    let (ctl_tx, ctl_rx) = std::sync::mpsc::channel::<Control>();
+    // Unbounded: reloads and self-alerts are rare, and a reload must never be dropped.
+    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
     let reload_task = tokio::spawn(reload_loop(
         opts.config.rules.clone(),
         ctl_tx,
@@ -256,20 +257,29 @@ pub async fn run(
             let mut monitor = DropMonitor::new(interval);
             let mut last_health = Instant::now();
             loop {
-                while let Ok(ctl) = ctl_rx.try_recv() {
-                    match ctl {
-                        Control::Rules(r) => pipeline.detector.replace_rules(*r),
-                        Control::Alert(a) => {
-                            stats.alerts.fetch_add(1, Ordering::Relaxed);
-                            write_alert(&mut alert_log, &stats, &a);
+                // Control first (biased), so a reload takes effect before the next batch.
+                let next = handle.block_on(async {
+                    tokio::select! {
+                        biased;
+                        Some(ctl) = ctl_rx.recv() => Ok(Err(ctl)),
+                        batch = tokio::time::timeout(Duration::from_secs(1), rx.recv()) => {
+                            batch.map(Ok)
                         }
                     }
-                }
-                let next = handle.block_on(async {
-                    tokio::time::timeout(Duration::from_secs(1), rx.recv()).await
                 });
                 match next {
-                    Ok(Some(batch)) => {
+                    Ok(Err(Control::Rules(r, status))) => {
+                        pipeline.detector.replace_rules(*r);
+                        // Published only now: status never claims rules that do not run yet.
+                        if let Ok(mut cur) = pipe_shared.rules.lock() {
+                            *cur = *status;
+                        }
+                    }
+                    Ok(Err(Control::Alert(a))) => {
+                        stats.alerts.fetch_add(1, Ordering::Relaxed);
+                        write_alert(&mut alert_log, &stats, &a);
+                    }
+                    Ok(Ok(Some(batch))) => {
                         for bytes in batch {
                             let out = pipeline.process(&bytes);
                             for alert in out.alerts {
@@ -280,7 +290,7 @@ pub async fn run(
                             }
                         }
                     }
-                    Ok(None) => break,
+                    Ok(Ok(None)) => break,
                     Err(_) => {}
                 }
                 if last_health.elapsed() >= Duration::from_secs(1) {
@@ -342,7 +352,7 @@ fn rules_status(rules: &crate::rules::RuleSet, cfg: &RulesConfig, generation: u6
 
 /// Hot reload: on SIGHUP, or when a rule file changes. A refused ruleset leaves the running
 /// one in place, and says why (log, status, and an alert).
-async fn reload_loop(cfg: RulesConfig, tx: std::sync::mpsc::Sender<Control>, shared: Arc<Shared>) {
+async fn reload_loop(cfg: RulesConfig, tx: mpsc::UnboundedSender<Control>, shared: Arc<Shared>) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(error) => {
@@ -352,6 +362,8 @@ async fn reload_loop(cfg: RulesConfig, tx: std::sync::mpsc::Sender<Control>, sha
     };
     let mut every = tokio::time::interval(Duration::from_secs(cfg.reload_check_secs));
     let mut seen = ruleset::fingerprint(&cfg.paths);
+    // The start-up load was generation 1.
+    let mut generation = 1u64;
     loop {
         let by_signal = tokio::select! {
             _ = every.tick() => false,
@@ -375,7 +387,7 @@ async fn reload_loop(cfg: RulesConfig, tx: std::sync::mpsc::Sender<Control>, sha
         };
         match verdict.rules {
             Some(rules) => {
-                let generation = shared.rules.lock().map(|r| r.generation + 1).unwrap_or(1);
+                generation += 1;
                 let status = rules_status(&rules, &cfg, generation);
                 tracing::info!(
                     rules = status.loaded,
@@ -383,11 +395,11 @@ async fn reload_loop(cfg: RulesConfig, tx: std::sync::mpsc::Sender<Control>, sha
                     by_signal,
                     "ruleset reloaded"
                 );
-                if tx.send(Control::Rules(Box::new(rules))).is_err() {
+                if tx
+                    .send(Control::Rules(Box::new(rules), Box::new(status)))
+                    .is_err()
+                {
                     return;
-                }
-                if let Ok(mut r) = shared.rules.lock() {
-                    *r = status;
                 }
             }
             None => {
