@@ -15,6 +15,11 @@ pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_COUNTERS: &str = "COUNTERS";
 /// Name of the LPM trie of path prefixes whose read-only opens are not reported.
 pub const MAP_IGNORED_PREFIXES: &str = "IGNORED_PREFIXES";
+/// LPM tries of IOC addresses (value: indicator index), filled by the agent.
+pub const MAP_IOC_V4: &str = "IOC_V4";
+pub const MAP_IOC_V6: &str = "IOC_V6";
+/// Capacity of each IOC trie.
+pub const IOC_MAX_ENTRIES: u32 = 65536;
 /// Name of the load-time configuration global.
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
@@ -217,6 +222,8 @@ pub const SYS_FLAG_STR0_TRUNCATED: u32 = 1 << 0;
 pub const SYS_FLAG_STR1_TRUNCATED: u32 = 1 << 1;
 /// A string or address argument could not be read from user memory.
 pub const SYS_FLAG_READ_FAILED: u32 = 1 << 2;
+/// The socket address (connect peer, accepted peer) is in the IOC tries.
+pub const SYS_FLAG_IOC_HIT: u32 = 1 << 3;
 
 /// Body of a syscall record (`KIND_FILE`, `KIND_NET`, `KIND_PRIV`), followed by `str0_len`
 /// bytes, then `str1_len` bytes, then `extra_len` op-specific bytes (a socket address for

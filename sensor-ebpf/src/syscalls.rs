@@ -16,12 +16,13 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     EbpfContext,
+    bindings::BPF_F_NO_PREALLOC,
     helpers::{
         bpf_get_current_pid_tgid,
         generated::{bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_probe_read_user_str},
     },
     macros::{map, tracepoint},
-    maps::{LruHashMap, lpm_trie::Key},
+    maps::{LpmTrie, LruHashMap, lpm_trie::Key},
     programs::TracePointContext,
 };
 use sensor_common::*;
@@ -70,6 +71,38 @@ struct DedupKey {
 /// Last time each (process, open flags, path) was reported, for the dedup window.
 #[map]
 static DEDUP: LruHashMap<DedupKey, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Indicator addresses: a connect or accept to one is flagged in the kernel, so userspace
+/// does no lookup for the other connects.
+#[map]
+static IOC_V4: LpmTrie<[u8; 4], u32> =
+    LpmTrie::with_max_entries(IOC_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+#[map]
+static IOC_V6: LpmTrie<[u8; 16], u32> =
+    LpmTrie::with_max_entries(IOC_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// Flag a socket address (at `addr`, `len` bytes) found in the IOC tries.
+#[inline(always)]
+unsafe fn ioc_check(addr: *const u8, len: usize) -> u32 {
+    const AF_INET: u16 = 2;
+    const AF_INET6: u16 = 10;
+    if len < 8 {
+        return 0;
+    }
+    let family = unsafe { core::ptr::read_unaligned(addr.cast::<u16>()) };
+    if family == AF_INET {
+        let ip = unsafe { core::ptr::read_unaligned(addr.add(4).cast::<[u8; 4]>()) };
+        if IOC_V4.get(&Key::new(32, ip)).is_some() {
+            return SYS_FLAG_IOC_HIT;
+        }
+    } else if family == AF_INET6 && len >= 24 {
+        let ip = unsafe { core::ptr::read_unaligned(addr.add(8).cast::<[u8; 16]>()) };
+        if IOC_V6.get(&Key::new(128, ip)).is_some() {
+            return SYS_FLAG_IOC_HIT;
+        }
+    }
+    0
+}
 
 #[inline(always)]
 const fn is_open(op: u32) -> bool {
@@ -364,6 +397,9 @@ fn exit<const OP: u32>(ctx: &TracePointContext) -> u32 {
         }
         _ => 0,
     };
+    if matches!(OP, OP_CONNECT | OP_ACCEPT | OP_ACCEPT4) && extra > 0 {
+        flags |= unsafe { ioc_check(buf.add(off), extra) };
+    }
     off += extra;
 
     unsafe {

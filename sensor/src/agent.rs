@@ -50,6 +50,8 @@ pub enum AgentError {
     Pipeline(String),
     #[error("the ruleset was refused:\n  {}", .0.join("\n  "))]
     Rules(Vec<String>),
+    #[error(transparent)]
+    Ioc(#[from] crate::ioc::IocError),
 }
 
 /// Messages from the async side to the pipeline thread.
@@ -58,6 +60,8 @@ enum Control {
     Rules(Box<crate::rules::RuleSet>, Box<RulesStatus>),
     /// An alert the agent raises about itself (a refused reload).
     Alert(Box<crate::alert::Alert>),
+    /// New indicators (already in the kernel tries).
+    Ioc(Arc<crate::ioc::IocSet>),
 }
 
 pub struct RunOptions {
@@ -125,6 +129,7 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         cgroups_known: s.cgroups_known.load(Ordering::Relaxed),
         alerts: s.alerts.load(Ordering::Relaxed),
         alert_log_errors: s.alert_log_errors.load(Ordering::Relaxed),
+        ioc_indicators: s.ioc_indicators.load(Ordering::Relaxed),
         subscribers: hub.subscribers(),
         state_dir: opts.state_dir.0.display().to_string(),
         rules: shared.rules.lock().map(|r| r.clone()).unwrap_or_default(),
@@ -164,6 +169,7 @@ pub async fn run(
         return Err(AgentError::Rules(verdict.problems));
     };
     let rules_status = rules_status(&rules, &cfg.rules, 1);
+    let ioc = Arc::new(crate::ioc::IocSet::load(&cfg.ioc.paths)?);
     tracing::info!(
         rules = rules_status.loaded,
         enabled = rules_status.enabled,
@@ -180,7 +186,8 @@ pub async fn run(
         btf_path: opts.host_root.join("sys/kernel/btf/vmlinux"),
         tracefs: PathBuf::from("/sys/kernel/tracing"),
     };
-    let (probes, ring) = Probes::load(&probe_opts)?;
+    let (mut probes, ring) = Probes::load(&probe_opts)?;
+    probes.set_ioc(&ioc)?;
     tracing::info!(
         attached = probes.report.attached.len(),
         failed = probes.report.failed.len(),
@@ -188,6 +195,9 @@ pub async fn run(
     );
 
     let stats = Arc::new(Stats::default());
+    stats
+        .ioc_indicators
+        .store(ioc.len() as u64, Ordering::Relaxed);
     let mut pipeline = Pipeline::new(
         &EnrichOptions {
             host_root: opts.host_root.clone(),
@@ -198,6 +208,7 @@ pub async fn run(
         stats.clone(),
         Detector::new(rules, cfg.fold_window()),
     );
+    pipeline.detector.set_ioc(ioc, false);
     // After attach: whatever starts from here on is seen by the probes.
     let seeded = pipeline.enricher.seed();
     tracing::info!(processes = seeded, "process table seeded from /proc");
@@ -218,6 +229,7 @@ pub async fn run(
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
     let reload_task = tokio::spawn(reload_loop(
         opts.config.rules.clone(),
+        opts.config.ioc.paths.clone(),
         ctl_tx,
         shared.clone(),
     ));
@@ -275,6 +287,7 @@ pub async fn run(
                             *cur = *status;
                         }
                     }
+                    Ok(Err(Control::Ioc(set))) => pipeline.detector.set_ioc(set, false),
                     Ok(Err(Control::Alert(a))) => {
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
                         write_alert(&mut alert_log, &stats, &a);
@@ -352,7 +365,12 @@ fn rules_status(rules: &crate::rules::RuleSet, cfg: &RulesConfig, generation: u6
 
 /// Hot reload: on SIGHUP, or when a rule file changes. A refused ruleset leaves the running
 /// one in place, and says why (log, status, and an alert).
-async fn reload_loop(cfg: RulesConfig, tx: mpsc::UnboundedSender<Control>, shared: Arc<Shared>) {
+async fn reload_loop(
+    cfg: RulesConfig,
+    ioc_paths: Vec<PathBuf>,
+    tx: mpsc::UnboundedSender<Control>,
+    shared: Arc<Shared>,
+) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(error) => {
@@ -362,6 +380,7 @@ async fn reload_loop(cfg: RulesConfig, tx: mpsc::UnboundedSender<Control>, share
     };
     let mut every = tokio::time::interval(Duration::from_secs(cfg.reload_check_secs));
     let mut seen = ruleset::fingerprint(&cfg.paths);
+    let mut seen_ioc = ruleset::fingerprint(&ioc_paths);
     // The start-up load was generation 1.
     let mut generation = 1u64;
     loop {
@@ -374,6 +393,13 @@ async fn reload_loop(cfg: RulesConfig, tx: mpsc::UnboundedSender<Control>, share
                 }
             } => true,
         };
+        let now_ioc = ruleset::fingerprint(&ioc_paths);
+        if by_signal || now_ioc != seen_ioc {
+            seen_ioc = now_ioc;
+            if !reload_ioc(&ioc_paths, &tx, &shared).await {
+                return;
+            }
+        }
         let now = ruleset::fingerprint(&cfg.paths);
         if !by_signal && now == seen {
             continue;
@@ -424,6 +450,48 @@ async fn reload_loop(cfg: RulesConfig, tx: mpsc::UnboundedSender<Control>, share
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Load indicators, put them in the kernel, hand them to the pipeline; a bad file is refused
+/// with an alert and the old indicators stay. False once the pipeline is gone.
+async fn reload_ioc(
+    paths: &[PathBuf],
+    tx: &mpsc::UnboundedSender<Control>,
+    shared: &Arc<Shared>,
+) -> bool {
+    let p = paths.to_vec();
+    let loaded = tokio::task::spawn_blocking(move || crate::ioc::IocSet::load(&p)).await;
+    let result = match loaded {
+        Ok(Ok(set)) => shared
+            .probes
+            .lock()
+            .map_err(|_| "probe lock poisoned".to_owned())
+            .and_then(|mut p| p.set_ioc(&set).map_err(|e| e.to_string()))
+            .map(|()| set),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(set) => {
+            tracing::info!(indicators = set.len(), "indicators reloaded");
+            shared
+                .stats
+                .ioc_indicators
+                .store(set.len() as u64, Ordering::Relaxed);
+            tx.send(Control::Ioc(Arc::new(set))).is_ok()
+        }
+        Err(problem) => {
+            tracing::error!(%problem, "indicators refused; the previous ones stay");
+            let alert = crate::alert::Alert::new(
+                "sensor.ioc_reload_refused",
+                "Indicator reload refused",
+                crate::alert::Severity::Medium,
+                format!("new indicators were refused: {problem}"),
+            )
+            .with_tag("sensor-health");
+            tx.send(Control::Alert(Box::new(alert))).is_ok()
         }
     }
 }

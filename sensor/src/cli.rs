@@ -497,6 +497,10 @@ fn replay(config: Option<&Path>, args: ReplayArgs) -> anyhow::Result<()> {
         stats,
         Detector::new(rules, cfg.fold_window()),
     );
+    pipeline.detector.set_ioc(
+        std::sync::Arc::new(crate::ioc::IocSet::load(&cfg.ioc.paths)?),
+        true,
+    );
     let color = color();
     let mut out = std::io::stdout().lock();
     let (mut events, mut alerts, mut bad) = (0u64, 0u64, 0u64);

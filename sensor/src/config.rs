@@ -40,6 +40,7 @@ pub enum ConfigError {
 pub struct Config {
     pub probes: ProbesConfig,
     pub rules: RulesConfig,
+    pub ioc: IocConfig,
     pub process_table: ProcessTableConfig,
     pub alert_log: AlertLogConfig,
     pub health: HealthConfig,
@@ -62,6 +63,12 @@ pub struct RulesConfig {
     pub paths: Vec<PathBuf>,
     pub fold_window_secs: u64,
     pub reload_check_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IocConfig {
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -236,6 +236,9 @@ pub struct Network {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     pub fd: i64,
+    /// The kernel found the peer address in the loaded IP indicators.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ioc: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

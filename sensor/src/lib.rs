@@ -22,6 +22,7 @@ pub mod enrich;
 pub mod escape;
 pub mod event;
 pub mod health;
+pub mod ioc;
 pub mod output;
 pub mod pipeline;
 pub mod probes;

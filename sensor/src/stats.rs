@@ -28,6 +28,7 @@ pub struct Stats {
     pub process_table_len: AtomicU64,
     pub process_table_evictions: AtomicU64,
     pub cgroups_known: AtomicU64,
+    pub ioc_indicators: AtomicU64,
 }
 
 impl Default for Stats {
@@ -43,6 +44,7 @@ impl Default for Stats {
             process_table_len: AtomicU64::new(0),
             process_table_evictions: AtomicU64::new(0),
             cgroups_known: AtomicU64::new(0),
+            ioc_indicators: AtomicU64::new(0),
         }
     }
 }

@@ -122,6 +122,7 @@ pub struct StatusReport {
     pub cgroups_known: u64,
     pub alerts: u64,
     pub alert_log_errors: u64,
+    pub ioc_indicators: u64,
     pub subscribers: usize,
     pub state_dir: String,
     pub rules: RulesStatus,

@@ -6,11 +6,12 @@
 pub mod fold;
 pub mod ruleset;
 
-use std::time::Duration;
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use crate::{
-    alert::Alert,
-    event::Event,
+    alert::{Alert, Severity},
+    event::{Event, Kind},
+    ioc::{IocMeta, IocSet, hashes::HashCache},
     pipeline::alert_context,
     rules::{RuleMatch, RuleSet, Scratch},
 };
@@ -20,7 +21,14 @@ pub struct Detector {
     scratch: Scratch,
     matches: Vec<RuleMatch>,
     folder: fold::Folder,
+    ioc: Arc<IocSet>,
+    hashes: HashCache,
+    /// Look up every connect's peer in userspace (replays: no kernel to flag hits).
+    ioc_userspace: bool,
 }
+
+pub const IOC_IP_RULE: &str = "sensor.ioc.ip";
+pub const IOC_HASH_RULE: &str = "sensor.ioc.hash";
 
 impl Detector {
     pub fn new(rules: RuleSet, fold_window: Duration) -> Self {
@@ -29,7 +37,78 @@ impl Detector {
             scratch: Scratch::new(),
             matches: Vec::new(),
             folder: fold::Folder::new(fold_window),
+            ioc: Arc::new(IocSet::default()),
+            hashes: HashCache::default(),
+            ioc_userspace: false,
         }
+    }
+
+    /// Indicators to match; `userspace` looks up every connect here instead of trusting the
+    /// kernel's flag (for replays).
+    pub fn set_ioc(&mut self, ioc: Arc<IocSet>, userspace: bool) {
+        self.ioc = ioc;
+        self.ioc_userspace = userspace;
+    }
+
+    pub fn hash_cache(&self) -> &HashCache {
+        &self.hashes
+    }
+
+    fn ioc_alerts(&mut self, ev: &Event) -> Vec<Alert> {
+        if self.ioc.is_empty() {
+            return Vec::new();
+        }
+        let mut hits: Vec<(&'static str, String, IocMeta)> = Vec::new();
+        if ev.event.kind == Kind::Exec && !self.ioc.hashes.is_empty() {
+            // /proc/<pid>/exe is the exact inode that runs, even if the path was replaced.
+            let proc_exe = std::path::PathBuf::from(format!("/proc/{}/exe", ev.process.pid));
+            let h = self.hashes.sha256(&proc_exe).or_else(|| {
+                ev.process
+                    .executable
+                    .as_deref()
+                    .and_then(|p| self.hashes.sha256(std::path::Path::new(p)))
+            });
+            if let Some(h) = h
+                && let Some(m) = self.ioc.match_hash(&h)
+            {
+                hits.push((IOC_HASH_RULE, crate::ioc::hashes::hex(&h), m.clone()));
+            }
+        }
+        if let Some(n) = &ev.network
+            && (n.ioc || self.ioc_userspace)
+        {
+            let peer = ev.destination.as_ref().or(ev.source.as_ref());
+            if let Some(ip) = peer
+                .and_then(|e| e.ip.as_deref())
+                .and_then(|ip| ip.parse::<IpAddr>().ok())
+                && let Some(m) = self.ioc.match_ip(ip)
+            {
+                hits.push((IOC_IP_RULE, ip.to_string(), m.clone()));
+            }
+        }
+        hits.into_iter()
+            .map(|(rule, observed, m)| {
+                let (name, what) = if rule == IOC_HASH_RULE {
+                    ("Known-bad executable ran", "executable SHA-256")
+                } else {
+                    ("Connection to a known-bad address", "peer address")
+                };
+                let mut a = Alert::new(
+                    rule,
+                    name,
+                    Severity::High,
+                    format!(
+                        "{what} {observed} matches indicator {} ({})",
+                        m.indicator, m.source
+                    ),
+                )
+                .with_tag("ioc")
+                .with_field("indicator", serde_json::to_value(&m).unwrap_or_default())
+                .with_field("observed", observed);
+                a.time = ev.timestamp.clone();
+                alert_context(a, ev)
+            })
+            .collect()
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -43,6 +122,11 @@ impl Detector {
 
     /// Alerts for one event: new ones pass, floods fold (see `fold`).
     pub fn detect(&mut self, ev: &Event, out: &mut Vec<Alert>) {
+        for alert in self.ioc_alerts(ev) {
+            let (now, closed) = self.folder.offer(alert, ev.event.boot_ns);
+            out.extend(closed);
+            out.extend(now);
+        }
         self.matches.clear();
         self.rules
             .evaluate(&mut self.scratch, ev, &mut self.matches);

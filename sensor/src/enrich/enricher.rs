@@ -159,6 +159,11 @@ impl Enricher {
                 self.syscall(
                     &mut ev, h.pid, op, ret, &args, &str0, &str1, &extra, truncated,
                 );
+                if flags & sensor_common::SYS_FLAG_IOC_HIT != 0
+                    && let Some(n) = ev.network.as_mut()
+                {
+                    n.ioc = true;
+                }
             }
         }
         ev
@@ -418,6 +423,7 @@ impl Enricher {
                 ev.network = Some(Network {
                     family: addr.as_ref().map(SockAddr::family),
                     fd,
+                    ioc: false,
                 });
                 let endpoint = addr.as_ref().map(SockAddr::endpoint);
                 match op {

@@ -49,6 +49,8 @@ pub enum ProbeError {
     PrefixTooLong(String),
     #[error("tracefs is not mounted at {path} and mounting it failed: {reason}")]
     Tracefs { path: String, reason: String },
+    #[error("{0} IP indicators exceed the kernel trie capacity ({max})", max = sensor_common::IOC_MAX_ENTRIES)]
+    IocCapacity(usize),
     #[error("no probe attached (every program failed); first failure: {0}")]
     NothingAttached(String),
 }
@@ -107,7 +109,7 @@ pub struct KindCounters {
 
 pub struct Probes {
     // Keeps programs and links alive; dropping it detaches everything.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     counters: PerCpuArray<MapData, u64>,
     pub report: AttachReport,
 }
@@ -300,7 +302,7 @@ impl Probes {
             })?;
         Ok((
             Probes {
-                _ebpf: ebpf,
+                ebpf,
                 counters,
                 report,
             },
@@ -339,6 +341,64 @@ impl Probes {
                 })?;
         }
         Ok(())
+    }
+
+    /// Replace the kernel's IP indicator tries with `set`'s (old entries removed first, so a
+    /// reload never leaves a withdrawn indicator behind).
+    pub fn set_ioc(&mut self, set: &crate::ioc::IocSet) -> Result<(), ProbeError> {
+        use std::net::IpAddr;
+        let v4 = set.ips.iter().filter(|i| i.addr.is_ipv4()).count();
+        let v6 = set.ips.len() - v4;
+        if v4.max(v6) > sensor_common::IOC_MAX_ENTRIES as usize {
+            return Err(ProbeError::IocCapacity(v4.max(v6)));
+        }
+        fn refill<const N: usize>(
+            ebpf: &mut Ebpf,
+            name: &'static str,
+            entries: impl Iterator<Item = ([u8; N], u32, u32)>,
+        ) -> Result<(), ProbeError> {
+            let map_err = |e: aya::maps::MapError| ProbeError::Map {
+                name,
+                reason: e.to_string(),
+            };
+            let map = ebpf.map_mut(name).ok_or_else(|| ProbeError::Map {
+                name,
+                reason: "missing from the object".into(),
+            })?;
+            let mut trie: LpmTrie<&mut MapData, [u8; N], u32> =
+                LpmTrie::try_from(map).map_err(map_err)?;
+            let old: Vec<Key<[u8; N]>> = trie.keys().filter_map(Result::ok).collect();
+            for k in old {
+                let _ = trie.remove(&k);
+            }
+            for (data, prefix, idx) in entries {
+                trie.insert(&Key::new(prefix, data), idx, 0)
+                    .map_err(map_err)?;
+            }
+            Ok(())
+        }
+        refill(
+            &mut self.ebpf,
+            sensor_common::MAP_IOC_V4,
+            set.ips
+                .iter()
+                .enumerate()
+                .filter_map(|(i, ind)| match ind.addr {
+                    IpAddr::V4(a) => Some((a.octets(), ind.prefix as u32, i as u32)),
+                    IpAddr::V6(_) => None,
+                }),
+        )?;
+        refill(
+            &mut self.ebpf,
+            sensor_common::MAP_IOC_V6,
+            set.ips
+                .iter()
+                .enumerate()
+                .filter_map(|(i, ind)| match ind.addr {
+                    IpAddr::V6(a) => Some((a.octets(), ind.prefix as u32, i as u32)),
+                    IpAddr::V4(_) => None,
+                }),
+        )
     }
 
     /// Kernel counters by kind, summed over CPUs.
