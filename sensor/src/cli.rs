@@ -72,6 +72,15 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run harmless, self-cleaning attack simulations and report which the running sensor
+    /// detected (root; the agent must be running with the same --state-dir).
+    Selftest {
+        /// How long to wait for the agent's alerts.
+        #[arg(long, default_value_t = 10.0)]
+        wait: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Detection rules: check files, list what runs.
     Rules {
         #[command(subcommand)]
@@ -257,6 +266,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Status { json } => status(&state, json),
         Command::Rules { command } => rules_cmd(cli.config.as_deref(), command),
+        Command::Selftest { wait, json } => selftest(&state, wait, json),
         Command::Config { command } => match command {
             ConfigCommand::Check { file } => {
                 let path = file.or(cli.config);
@@ -413,6 +423,36 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
+    Ok(())
+}
+
+fn selftest(state: &StateDir, wait: f64, json: bool) -> anyhow::Result<()> {
+    // Refuse early, with the usual message, when no agent is there to detect anything.
+    let mut c = Client::send(&state.socket(), &Request::Status)?;
+    let _ = c.next();
+    let outcomes = crate::selftest::run_all(
+        &state.alerts(),
+        Duration::from_secs_f64(wait.clamp(0.0, 600.0)),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    } else {
+        for o in &outcomes {
+            let verdict = match (&o.detected_by, o.pids.is_empty()) {
+                (Some(rule), _) => format!("detected by {rule}"),
+                (None, true) => "could not run".to_owned(),
+                (None, false) => "MISSED".to_owned(),
+            };
+            println!("{:<42} {:<28} {}", o.name, o.expect.join(","), verdict);
+        }
+    }
+    let missed = outcomes.iter().filter(|o| o.detected_by.is_none()).count();
+    if missed > 0 {
+        bail!(
+            "{missed} of {} simulations were not detected",
+            outcomes.len()
+        );
+    }
     Ok(())
 }
 

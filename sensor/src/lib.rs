@@ -27,4 +27,5 @@ pub mod output;
 pub mod pipeline;
 pub mod probes;
 pub mod rules;
+pub mod selftest;
 pub mod stats;
