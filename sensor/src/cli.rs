@@ -137,6 +137,9 @@ pub struct FilterArgs {
     /// Action: exec, openat, connect, ...
     #[arg(long)]
     pub action: Option<String>,
+    /// Only this process and its descendants.
+    #[arg(long)]
+    pub tree: Option<u32>,
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
@@ -153,6 +156,7 @@ impl FilterArgs {
             container: self.container.clone(),
             comm: self.comm.clone(),
             action: self.action.clone(),
+            tree: self.tree,
         }
     }
 }
@@ -375,6 +379,10 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
             filter: args.filter.filter(),
         },
     )?;
+    // The agent has our subscription once it answers a status request after it.
+    let mut probe = Client::send(&state.socket(), &Request::Status)?;
+    let _ = probe.next();
+    eprintln!("recording");
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let mut out = std::io::BufWriter::new(file);
@@ -392,13 +400,17 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
         }
     });
     let (mut events, mut lost) = (0u64, 0u64);
+    stop_on_signals();
     loop {
+        if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         let wait = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(w) => w,
+                Some(w) => w.min(Duration::from_millis(100)),
                 None => break,
             },
-            None => Duration::from_secs(3600),
+            None => Duration::from_millis(100),
         };
         match rx.recv_timeout(wait) {
             Ok(Ok(Response::Event(ev))) => {
@@ -515,6 +527,23 @@ fn rules_cmd(config: Option<&Path>, command: RulesCommand) -> anyhow::Result<()>
                 }
             }
             Ok(())
+        }
+    }
+}
+
+/// Set by SIGINT/SIGTERM so `record` stops cleanly and flushes what it has.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop(_: nix::libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn stop_on_signals() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        if let Err(error) = unsafe { signal(sig, SigHandler::Handler(on_stop)) } {
+            tracing::warn!(%error, ?sig, "cannot catch signal; stopping may lose buffered events");
         }
     }
 }

@@ -5,6 +5,7 @@
 //! commands are all a new user needs.
 
 mod bench;
+mod corpus;
 
 use std::{
     os::unix::process::CommandExt,
@@ -48,6 +49,13 @@ enum Cmd {
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Re-record the labelled corpus (tests/corpus/*/scenarios/*.sh) with the real agent
+    /// (root). The recordings are committed; CI replays them.
+    Corpus {
+        /// Only this scenario (file stem).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Only install what is missing.
     Setup,
@@ -186,6 +194,17 @@ fn main() -> anyhow::Result<()> {
             Err(err).with_context(|| format!("exec {}", bin.display()))
         }
         Cmd::Test => test(),
+        Cmd::Corpus { only } => {
+            sh(cargo().args(["build", "-p", "sensor"]))?;
+            if !is_root() {
+                bail!("recording runs the real agent: run `cargo xtask corpus` as root");
+            }
+            corpus::run(
+                &root().join("target/debug/sensor"),
+                &root(),
+                only.as_deref(),
+            )
+        }
         Cmd::Bench {
             rounds,
             quick,

@@ -83,6 +83,9 @@ pub struct EventFilter {
     pub comm: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Only this process and its descendants (by parent and ancestry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<u32>,
 }
 
 impl EventFilter {
@@ -91,6 +94,11 @@ impl EventFilter {
             && self.pid.is_none_or(|p| p == ev.process.pid)
             && self.comm.as_deref().is_none_or(|c| c == ev.process.name)
             && self.action.as_deref().is_none_or(|a| a == ev.event.action)
+            && self.tree.is_none_or(|root| {
+                ev.process.pid == root
+                    || ev.process.parent.as_ref().is_some_and(|p| p.pid == root)
+                    || ev.process.ancestry.iter().any(|a| a.pid == root)
+            })
             && self
                 .container
                 .as_deref()

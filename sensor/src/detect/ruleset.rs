@@ -120,3 +120,49 @@ pub fn checked(builtin: bool, paths: &[PathBuf]) -> Verdict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped ruleset: loads with no warnings, every inline test passes, and it covers
+    /// at least 40 ATT&CK techniques across the eleven tactics the product promises.
+    #[test]
+    fn shipped_ruleset_loads_passes_its_tests_and_covers_attack() {
+        let v = checked(true, &[]);
+        assert!(v.problems.is_empty(), "{:#?}", v.problems);
+        assert!(v.warnings.is_empty(), "{:#?}", v.warnings);
+        let rules = v.rules.expect("ruleset");
+        assert!(
+            v.tests_run >= rules.rules().len() * 2,
+            "every rule has match and no_match tests"
+        );
+        let techniques: std::collections::HashSet<&str> = rules
+            .rules()
+            .iter()
+            .flat_map(|r| r.techniques.iter().map(|t| t.as_str()))
+            .collect();
+        assert!(techniques.len() >= 40, "{} techniques", techniques.len());
+        for tactic in [
+            "execution",
+            "persistence",
+            "privilege-escalation",
+            "defense-evasion",
+            "credential-access",
+            "discovery",
+            "lateral-movement",
+            "collection",
+            "command-and-control",
+            "exfiltration",
+            "impact",
+        ] {
+            assert!(
+                rules
+                    .rules()
+                    .iter()
+                    .any(|r| r.tactics.iter().any(|t| t == tactic)),
+                "no rule for {tactic}"
+            );
+        }
+    }
+}

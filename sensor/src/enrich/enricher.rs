@@ -215,9 +215,10 @@ impl Enricher {
         if name.starts_with('/') {
             return name;
         }
+        // A short-lived process may be gone already: then join with its working directory.
         std::fs::read_link(self.procfs.root().join(format!("proc/{pid}/exe")))
             .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or(name)
+            .unwrap_or_else(|_| self.absolute(pid, AT_FDCWD, filename))
     }
 
     fn base(&mut self, h: &Header, sequence: u64) -> Event {
