@@ -550,8 +550,15 @@ fn stop_on_signals() {
 
 fn replay(config: Option<&Path>, args: ReplayArgs) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
-    let text =
+    let mut text =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    // Recordings in the corpus are gzipped.
+    if text.starts_with(&[0x1f, 0x8b]) {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&text[..]), &mut plain)
+            .with_context(|| format!("decompressing {}", args.file.display()))?;
+        text = plain;
+    }
     let verdict = ruleset::checked(cfg.rules.builtin, &cfg.rules.paths);
     let Some(rules) = verdict.rules else {
         for p in &verdict.problems {
