@@ -77,6 +77,8 @@ struct Shared {
     probes: Mutex<Probes>,
     stats: Arc<Stats>,
     rules: Mutex<RulesStatus>,
+    /// Snapshot of the pipeline's incidents, refreshed every second.
+    incidents: Mutex<Vec<crate::rules::incidents::Incident>>,
 }
 
 impl Shared {
@@ -224,6 +226,7 @@ pub async fn run(
         probes: Mutex::new(probes),
         stats: stats.clone(),
         rules: Mutex::new(rules_status),
+        incidents: Mutex::new(Vec::new()),
     });
     // Unbounded: reloads and self-alerts are rare, and a reload must never be dropped.
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
@@ -247,6 +250,16 @@ pub async fn run(
             let (shared, hub, opts) = (shared.clone(), hub.clone(), opts.clone());
             Box::new(move || status(&shared, &hub, &opts))
         },
+        incidents: {
+            let shared = shared.clone();
+            Box::new(move || {
+                shared
+                    .incidents
+                    .lock()
+                    .map(|i| i.clone())
+                    .unwrap_or_default()
+            })
+        },
     });
     let api_task = tokio::spawn(server::serve(listener, ctx));
 
@@ -263,6 +276,7 @@ pub async fn run(
     let interval = Duration::from_secs(opts.config.health.drop_alert_interval_secs);
     let pipe_shared = shared.clone();
     let pipe_hub = hub.clone();
+    let incidents_file = opts.state_dir.0.join("incidents.jsonl");
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
@@ -310,6 +324,11 @@ pub async fn run(
                     last_health = Instant::now();
                     for alert in pipeline.tick(Clock::boot_ns_now()) {
                         write_alert(&mut alert_log, &stats, &alert);
+                    }
+                    let tracker = pipeline.detector.incidents();
+                    persist_incidents(&incidents_file, tracker.take_closed());
+                    if let Ok(mut snap) = pipe_shared.incidents.lock() {
+                        *snap = tracker.all().cloned().collect();
                     }
                     if let Some(alert) = monitor.check(&pipe_shared.losses(), last_health) {
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
@@ -493,6 +512,29 @@ async fn reload_ioc(
             .with_tag("sensor-health");
             tx.send(Control::Alert(Box::new(alert))).is_ok()
         }
+    }
+}
+
+/// Closed incidents are appended to `<state>/incidents.jsonl` (the agent keeps only recent
+/// ones in memory).
+fn persist_incidents(path: &std::path::Path, closed: Vec<crate::rules::incidents::Incident>) {
+    if closed.is_empty() {
+        return;
+    }
+    let mut text = String::new();
+    for i in &closed {
+        if let Ok(line) = serde_json::to_string(i) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    if let Err(error) = written {
+        tracing::warn!(%error, path = %path.display(), "cannot persist closed incidents");
     }
 }
 

@@ -81,10 +81,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Incidents: alerts grouped by process tree or container, with their ATT&CK progression.
+    Incidents {
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
     /// Detection rules: check files, list what runs.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IncidentsCommand {
+    /// Open and recent incidents of the running agent.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One incident (id or unique prefix), with its alerts from the alert log.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -271,6 +291,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Status { json } => status(&state, json),
         Command::Rules { command } => rules_cmd(cli.config.as_deref(), command),
         Command::Selftest { wait, json } => selftest(&state, wait, json),
+        Command::Incidents { command } => incidents_cmd(&state, command),
         Command::Config { command } => match command {
             ConfigCommand::Check { file } => {
                 let path = file.or(cli.config);
@@ -436,6 +457,76 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+fn incidents_cmd(state: &StateDir, command: IncidentsCommand) -> anyhow::Result<()> {
+    let mut c = Client::send(&state.socket(), &Request::Incidents)?;
+    let Some(resp) = c.next() else {
+        bail!("the agent closed the connection without answering");
+    };
+    let Response::Incidents(list) = resp? else {
+        bail!("unexpected response from the agent");
+    };
+    match command {
+        IncidentsCommand::List { json } => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            for i in &list {
+                let scope = match &i.scope {
+                    crate::rules::incidents::IncidentScope::ProcessTree {
+                        root_pid,
+                        root_exe,
+                        ..
+                    } => format!(
+                        "tree {root_pid} {}",
+                        crate::escape::escape_str(root_exe, 80)
+                    ),
+                    crate::rules::incidents::IncidentScope::Container { id } => {
+                        format!("container {}", crate::escape::escape_str(id, 64))
+                    }
+                    crate::rules::incidents::IncidentScope::Host => "host".into(),
+                };
+                println!(
+                    "{} {:<6} {:<8} {} alerts {:<3} {} [{}]",
+                    i.id.0,
+                    format!("{:?}", i.status).to_lowercase(),
+                    i.severity.as_str(),
+                    i.first_time,
+                    i.alert_count,
+                    scope,
+                    i.tactics.join(" > ")
+                );
+            }
+            Ok(())
+        }
+        IncidentsCommand::Show { id, json } => {
+            let found: Vec<_> = list.iter().filter(|i| i.id.0.starts_with(&id)).collect();
+            let [inc] = found.as_slice() else {
+                bail!("{} incidents match {id:?}", found.len());
+            };
+            let alerts: Vec<_> = read_recent(&state.alerts(), 100_000, &AlertFilter::default())?
+                .alerts
+                .into_iter()
+                .filter(|a| a.fields.get("incident").and_then(|v| v.as_str()) == Some(&inc.id.0))
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"incident": inc, "alerts": alerts})
+                    )?
+                );
+            } else {
+                println!("{}", serde_json::to_string_pretty(inc)?);
+                for a in &alerts {
+                    println!("{}", format_human(a, color()));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn selftest(state: &StateDir, wait: f64, json: bool) -> anyhow::Result<()> {

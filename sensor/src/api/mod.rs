@@ -46,6 +46,8 @@ pub enum ApiError {
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     Status,
+    /// Open incidents and the recently closed ones the agent still holds.
+    Incidents,
     /// Recent events (up to `recent`), then, with `follow`, live ones until the client leaves.
     Events {
         #[serde(default)]
@@ -62,6 +64,7 @@ pub enum Request {
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     Status(Box<StatusReport>),
+    Incidents(Vec<crate::rules::incidents::Incident>),
     Event(Box<Event>),
     /// The subscriber's queue overflowed: this many events were lost to it since the last
     /// such line.

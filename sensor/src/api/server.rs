@@ -19,6 +19,7 @@ const MAX_REQUEST: usize = 64 * 1024;
 pub struct ApiContext {
     pub hub: Arc<Hub>,
     pub status: Box<dyn Fn() -> StatusReport + Send + Sync>,
+    pub incidents: Box<dyn Fn() -> Vec<crate::rules::incidents::Incident> + Send + Sync>,
 }
 
 /// Bind the socket: a stale socket from a previous run is replaced, anything else at the path
@@ -104,6 +105,7 @@ async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError
     };
     match req {
         Request::Status => write_line(&mut w, &Response::Status(Box::new((ctx.status)()))).await,
+        Request::Incidents => write_line(&mut w, &Response::Incidents((ctx.incidents)())).await,
         Request::Events {
             follow,
             recent,

@@ -13,7 +13,10 @@ use crate::{
     event::{Event, Kind},
     ioc::{IocMeta, IocSet, hashes::HashCache},
     pipeline::alert_context,
-    rules::{RuleMatch, RuleSet, Scratch},
+    rules::{
+        CorrelationMatch, Correlator, RuleMatch, RuleSet, Scratch,
+        incidents::{IncidentConfig, IncidentTracker},
+    },
 };
 
 pub struct Detector {
@@ -21,6 +24,9 @@ pub struct Detector {
     scratch: Scratch,
     matches: Vec<RuleMatch>,
     folder: fold::Folder,
+    correlator: Correlator,
+    correlations: Vec<CorrelationMatch>,
+    incidents: IncidentTracker,
     ioc: Arc<IocSet>,
     hashes: HashCache,
     /// Look up every connect's peer in userspace (replays: no kernel to flag hits).
@@ -33,6 +39,9 @@ pub const IOC_HASH_RULE: &str = "sensor.ioc.hash";
 impl Detector {
     pub fn new(rules: RuleSet, fold_window: Duration) -> Self {
         Self {
+            correlator: Correlator::new(&rules),
+            correlations: Vec::new(),
+            incidents: IncidentTracker::new(IncidentConfig::default()),
             rules,
             scratch: Scratch::new(),
             matches: Vec::new(),
@@ -117,20 +126,37 @@ impl Detector {
 
     /// Swap the ruleset (hot reload). Open fold windows stay open: they key on rule ids.
     pub fn replace_rules(&mut self, rules: RuleSet) {
+        // Partial sequences belong to the old definitions; they start over with the new ones.
+        self.correlator = Correlator::new(&rules);
         self.rules = rules;
+    }
+
+    pub fn incidents(&mut self) -> &mut IncidentTracker {
+        &mut self.incidents
+    }
+
+    pub fn correlator(&self) -> &Correlator {
+        &self.correlator
+    }
+
+    /// Emit `alert` unless it folds, after attaching it to its incident.
+    fn emit(&mut self, mut alert: Alert, ev: &Event, out: &mut Vec<Alert>) {
+        let id = self.incidents.add(&alert, ev, ev.event.boot_ns);
+        alert = alert.with_field("incident", id.0.clone());
+        let (now, closed) = self.folder.offer(alert, ev.event.boot_ns);
+        out.extend(closed);
+        out.extend(now);
     }
 
     /// Alerts for one event: new ones pass, floods fold (see `fold`).
     pub fn detect(&mut self, ev: &Event, out: &mut Vec<Alert>) {
         for alert in self.ioc_alerts(ev) {
-            let (now, closed) = self.folder.offer(alert, ev.event.boot_ns);
-            out.extend(closed);
-            out.extend(now);
+            self.emit(alert, ev, out);
         }
-        self.matches.clear();
-        self.rules
-            .evaluate(&mut self.scratch, ev, &mut self.matches);
-        for m in self.matches.drain(..) {
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        self.rules.evaluate(&mut self.scratch, ev, &mut matches);
+        for m in matches.drain(..) {
             let rule = &m.rule;
             let mut alert =
                 Alert::new(rule.id.clone(), rule.name.clone(), rule.severity, m.message);
@@ -162,14 +188,25 @@ impl Detector {
                     alert.with_field("destination", serde_json::to_value(d).unwrap_or_default());
             }
             let alert = alert_context(alert, ev);
-            let (now, closed) = self.folder.offer(alert, ev.event.boot_ns);
-            out.extend(closed);
-            out.extend(now);
+            self.emit(alert, ev, out);
         }
+        // Reuse the buffer: no allocation per event once warmed up.
+        self.matches = matches;
+        self.correlations.clear();
+        let mut matches = std::mem::take(&mut self.correlations);
+        self.correlator.observe(&mut self.scratch, ev, &mut matches);
+        for m in matches.drain(..) {
+            let mut alert = m.to_alert(ev);
+            alert.time = ev.timestamp.clone();
+            self.emit(alert, ev, out);
+        }
+        self.correlations = matches;
     }
 
     /// Summaries of fold windows that closed by `boot_ns` (called on a timer).
     pub fn flush(&mut self, boot_ns: u64) -> Vec<Alert> {
+        self.correlator.expire(boot_ns);
+        self.incidents.tick(boot_ns);
         self.folder.flush(boot_ns)
     }
 

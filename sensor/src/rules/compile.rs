@@ -130,6 +130,8 @@ pub(crate) enum Pred {
     NumIn(Box<[i64]>),
     NumCmp(Ord3, i64),
     BoolEq(bool),
+    /// Equal to the value a sequence instance captured in this slot (`file.path = $path`).
+    Capture(usize),
 }
 
 /// A compile error at a byte offset of some condition source; the caller turns it into
@@ -159,6 +161,8 @@ pub(crate) enum CErrKind {
     BadGlob(String, String),
     UnknownName(&'static str, String, Vec<String>),
     Cycle(String),
+    /// `$name` not captured by an earlier step: (name, names available there).
+    Uncaptured(String, Vec<String>),
 }
 
 /// A macro as parsed, with the index of its condition source (for error locations).
@@ -181,6 +185,9 @@ pub(crate) struct Compiler<'a> {
     state: HashMap<String, MacroState>,
     stack: Vec<String>,
     pub errors: Vec<CErr>,
+    /// Inside a sequence step: the names captured by earlier steps, in slot order.
+    /// `None` elsewhere, where `$word` stays a plain literal (as it always was).
+    pub captures: Option<Vec<String>>,
 }
 
 impl<'a> Compiler<'a> {
@@ -194,6 +201,7 @@ impl<'a> Compiler<'a> {
             state: HashMap::new(),
             stack: Vec::new(),
             errors: Vec::new(),
+            captures: None,
         }
     }
 
@@ -319,6 +327,9 @@ impl<'a> Compiler<'a> {
         src: usize,
     ) -> Node {
         use CmpOp as O;
+        if let Some(node) = self.capture_ref(&def, fname, op, op_off, values, src) {
+            return node;
+        }
         let allowed = match def.ty {
             FieldType::Str | FieldType::Ip => !matches!(op, O::Lt | O::Le | O::Gt | O::Ge),
             FieldType::Num => matches!(op, O::Eq | O::Ne | O::Lt | O::Le | O::Gt | O::Ge | O::In),
@@ -360,6 +371,53 @@ impl<'a> Compiler<'a> {
         // this yields exactly "missing or no element equals".
         let t = test(def, pred);
         if negate { Node::Not(Box::new(t)) } else { t }
+    }
+
+    /// `field = $name` / `field != $name` inside a sequence step. `None` when the
+    /// comparison has no `$` value (or we are not compiling a step).
+    fn capture_ref(
+        &mut self,
+        def: &FieldDef,
+        fname: &str,
+        op: CmpOp,
+        op_off: usize,
+        values: &[Value],
+        src: usize,
+    ) -> Option<Node> {
+        let caps = self.captures.as_ref()?;
+        let dollar = values
+            .iter()
+            .find(|v| !v.quoted && v.text.len() > 1 && v.text.starts_with('$'))?;
+        let name = &dollar.text[1..];
+        let Some(slot) = caps.iter().position(|c| c == name) else {
+            let avail = caps.clone();
+            return Some(self.err(
+                src,
+                dollar.off,
+                CErrKind::Uncaptured(name.to_owned(), avail),
+            ));
+        };
+        // Only plain equality is meaningful against a per-instance value; anything
+        // else would silently compare with the literal text `$name`.
+        let single = values.len() == 1 && matches!(op, CmpOp::Eq | CmpOp::Ne);
+        if !single || def.ty == FieldType::Bool {
+            return Some(self.err(
+                src,
+                op_off,
+                CErrKind::BadOperator {
+                    op: op.as_str(),
+                    field: fname.into(),
+                    ty: def.ty.name(def.multi),
+                    expected: "a captured value ($name) can only be compared with = or != on string, number and IP fields",
+                },
+            ));
+        }
+        let t = test(def.clone(), Pred::Capture(slot));
+        Some(if op == CmpOp::Ne {
+            Node::Not(Box::new(t))
+        } else {
+            t
+        })
     }
 
     fn bad(&mut self, src: usize, off: usize, field: &str, value: &str, expected: &str) {
@@ -616,12 +674,25 @@ pub(crate) struct Template {
 pub(crate) enum Part {
     Lit(String),
     Field(Field, FieldType),
+    /// A value supplied by the caller at render time (`%count`, `%$path`), by index
+    /// into the `vars` given to [`parse_template_vars`].
+    Var(usize),
 }
 
 /// Parses `%field.name` (the longest run of `[A-Za-z0-9_.]`, minus trailing dots, so a
 /// sentence-ending period is kept) and `%%` for a literal percent sign. Returns the byte
 /// offset and name of an unknown field on error.
 pub(crate) fn parse_template(s: &str) -> Result<Template, (usize, String, Vec<String>)> {
+    parse_template_vars(s, &[])
+}
+
+/// Like [`parse_template`], plus `%name` for each name in `vars` (checked before field
+/// names) and `%$name` for captured values (`vars` holds them as `$name`). An unknown
+/// `%$name` is reported with the name including its `$`.
+pub(crate) fn parse_template_vars(
+    s: &str,
+    vars: &[String],
+) -> Result<Template, (usize, String, Vec<String>)> {
     let mut parts = Vec::new();
     let mut lit = String::new();
     let mut rest = s;
@@ -635,10 +706,24 @@ pub(crate) fn parse_template(s: &str) -> Result<Template, (usize, String, Vec<St
             rest = r;
             continue;
         }
-        let len = after
+        let dollar = usize::from(after.starts_with('$'));
+        let len = after[dollar..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-            .unwrap_or(after.len());
+            .map_or(after.len(), |l| l + dollar);
         let name = after[..len].trim_end_matches('.');
+        if let Some(i) = vars.iter().position(|v| v == name) {
+            if !lit.is_empty() {
+                parts.push(Part::Lit(std::mem::take(&mut lit)));
+            }
+            parts.push(Part::Var(i));
+            base += p + 1 + name.len();
+            rest = &after[name.len()..];
+            continue;
+        }
+        if dollar == 1 {
+            let sugg = close(name, vars.iter().map(String::as_str));
+            return Err((base + p + 1, name.to_owned(), sugg));
+        }
         if name.is_empty() {
             lit.push('%');
             base += p + 1;

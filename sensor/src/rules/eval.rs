@@ -85,12 +85,22 @@ pub(crate) fn slot_of(cond: &Node) -> Slot {
 
 impl Index {
     pub fn build(rules: &[std::sync::Arc<Rule>]) -> Index {
+        Index::from_slots(
+            rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.mode != Mode::Off)
+                .map(|(i, r)| (i, slot_of(&r.condition))),
+        )
+    }
+
+    /// Builds an index from (item, slot) pairs, items in ascending order. An item may
+    /// come with several slots (a sequence has one per step); [`Index::candidates`]
+    /// removes the duplicates that can cause.
+    pub fn from_slots(slots: impl IntoIterator<Item = (usize, Slot)>) -> Index {
         let mut ix = Index::default();
-        for (i, r) in rules.iter().enumerate() {
-            if r.mode == Mode::Off {
-                continue;
-            }
-            match slot_of(&r.condition) {
+        for (i, slot) in slots {
+            match slot {
                 Slot::Types(ts) => {
                     for t in ts {
                         let v = ix.by_type.entry(t).or_default();
@@ -106,30 +116,40 @@ impl Index {
                         }
                     }
                 }
-                Slot::Always => ix.always.push(i),
+                Slot::Always => {
+                    if ix.always.last() != Some(&i) {
+                        ix.always.push(i);
+                    }
+                }
             }
         }
         ix
     }
+
+    /// The items that can apply to `ev`, ascending and distinct, into `cand` (cleared
+    /// first; reuse it so this does not allocate).
+    pub fn candidates(&self, ev: &Event, cand: &mut Vec<usize>) {
+        let by_type: &[usize] = self
+            .by_type
+            .get(ev.event.action.as_str())
+            .map_or(&[], Vec::as_slice);
+        let by_kind = &self.by_kind[fields::kind_index(ev.event.kind)];
+        cand.clear();
+        cand.extend_from_slice(&self.always);
+        cand.extend_from_slice(by_kind);
+        cand.extend_from_slice(by_type);
+        if !by_kind.is_empty() || !by_type.is_empty() {
+            cand.sort_unstable();
+            cand.dedup();
+        }
+    }
 }
 
 pub(crate) fn evaluate(set: &RuleSet, scratch: &mut Scratch, ev: &Event, out: &mut Vec<RuleMatch>) {
-    let ix = &set.index;
-    let by_type: &[usize] = ix
-        .by_type
-        .get(ev.event.action.as_str())
-        .map_or(&[], Vec::as_slice);
-    let by_kind = &ix.by_kind[fields::kind_index(ev.event.kind)];
-    // Merge the three sorted buckets so matches come out in rule order. The candidate
-    // vector is scratch: it stops growing after the first few events.
+    // Merged buckets so matches come out in rule order. The candidate vector is
+    // scratch: it stops growing after the first few events.
     let mut cand = std::mem::take(&mut scratch.candidates);
-    cand.clear();
-    cand.extend_from_slice(&ix.always);
-    cand.extend_from_slice(by_kind);
-    cand.extend_from_slice(by_type);
-    if !by_kind.is_empty() || !by_type.is_empty() {
-        cand.sort_unstable();
-    }
+    set.index.candidates(ev, &mut cand);
     for &i in &cand {
         let rule = &set.rules[i];
         if rule_matches(rule, ev, scratch) {
@@ -145,24 +165,30 @@ pub(crate) fn evaluate(set: &RuleSet, scratch: &mut Scratch, ev: &Event, out: &m
 }
 
 pub(crate) fn rule_matches(rule: &Rule, ev: &Event, scratch: &mut Scratch) -> bool {
-    eval(&rule.condition, ev, &mut scratch.buf)
+    eval(&rule.condition, ev, &mut scratch.buf, &[])
         && !rule
             .exceptions
             .iter()
-            .any(|e| eval(e, ev, &mut scratch.buf))
+            .any(|e| eval(e, ev, &mut scratch.buf, &[]))
 }
 
-pub(crate) fn eval(n: &Node, ev: &Event, buf: &mut String) -> bool {
+/// Evaluates a compiled condition. `caps` are a sequence instance's captured values
+/// (empty for plain rules, which never compile `Pred::Capture`).
+pub(crate) fn eval(n: &Node, ev: &Event, buf: &mut String, caps: &[String]) -> bool {
     match n {
-        Node::And(v) => v.iter().all(|c| eval(c, ev, buf)),
-        Node::Or(v) => v.iter().any(|c| eval(c, ev, buf)),
-        Node::Not(x) => !eval(x, ev, buf),
+        Node::And(v) => v.iter().all(|c| eval(c, ev, buf, caps)),
+        Node::Or(v) => v.iter().any(|c| eval(c, ev, buf, caps)),
+        Node::Not(x) => !eval(x, ev, buf, caps),
         Node::Const(b) => *b,
-        Node::Test(t) => test(t, ev, buf),
+        Node::Test(t) => test(t, ev, buf, caps),
     }
 }
 
-fn test(t: &Test, ev: &Event, buf: &mut String) -> bool {
+pub(crate) fn scratch_buf(s: &mut Scratch) -> &mut String {
+    &mut s.buf
+}
+
+fn test(t: &Test, ev: &Event, buf: &mut String, caps: &[String]) -> bool {
     match t.ty {
         FieldType::Num => {
             let Some(v) = fields::num(&t.field, ev) else {
@@ -170,6 +196,10 @@ fn test(t: &Test, ev: &Event, buf: &mut String) -> bool {
             };
             match &t.pred {
                 Pred::Exists => true,
+                Pred::Capture(slot) => caps
+                    .get(*slot)
+                    .and_then(|c| fields::parse_int(c))
+                    .is_some_and(|c| c == v),
                 Pred::NumEq(n) => v == *n,
                 Pred::NumIn(ns) => ns.contains(&v),
                 Pred::NumCmp(o, n) => match o {
@@ -187,13 +217,16 @@ fn test(t: &Test, ev: &Event, buf: &mut String) -> bool {
             (Some(v), Pred::BoolEq(b)) => v == *b,
             _ => false,
         },
-        FieldType::Str | FieldType::Ip => str_any(&t.field, ev, buf, &t.pred).unwrap_or(false),
+        FieldType::Str | FieldType::Ip => {
+            str_any(&t.field, ev, buf, &t.pred, caps).unwrap_or(false)
+        }
     }
 }
 
-fn str_any(f: &Field, ev: &Event, buf: &mut String, pred: &Pred) -> Option<bool> {
+fn str_any(f: &Field, ev: &Event, buf: &mut String, pred: &Pred, caps: &[String]) -> Option<bool> {
     fields::str_any(f, ev, buf, |s| match pred {
         Pred::Exists => true,
+        Pred::Capture(slot) => caps.get(*slot).is_some_and(|c| c == s),
         Pred::StrEq(x) => s == &**x,
         Pred::StrIn(set) => set.contains(s),
         Pred::Contains(x) => s.contains(&**x),
@@ -213,11 +246,17 @@ fn str_any(f: &Field, ev: &Event, buf: &mut String, pred: &Pred) -> Option<bool>
 
 /// Renders an output template. Only called for matches, so it may allocate.
 pub(crate) fn render(t: &Template, ev: &Event, buf: &mut String) -> String {
+    render_vars(t, ev, buf, &[])
+}
+
+/// Renders a template whose `Part::Var(i)` take `vars[i]` (`<NA>` if absent).
+pub(crate) fn render_vars(t: &Template, ev: &Event, buf: &mut String, vars: &[&str]) -> String {
     let mut out = String::with_capacity(128);
     for p in &t.parts {
         match p {
             Part::Lit(s) => out.push_str(s),
             Part::Field(f, ty) => fields::render(f, *ty, ev, buf, &mut out),
+            Part::Var(i) => out.push_str(vars.get(*i).copied().unwrap_or("<NA>")),
         }
     }
     out

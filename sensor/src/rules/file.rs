@@ -23,9 +23,9 @@ use crate::event::{
     Process, Service, Syscall, User,
 };
 
-type Y<'a> = MarkedYaml<'a>;
+pub(super) type Y<'a> = MarkedYaml<'a>;
 
-const ITEM_KEYS: &str = "list, macro, rule";
+const ITEM_KEYS: &str = "list, macro, rule, sequence, threshold";
 const LIST_KEYS: &[&str] = &["list", "items"];
 const MACRO_KEYS: &[&str] = &["macro", "condition"];
 const RULE_KEYS: &[&str] = &[
@@ -50,7 +50,7 @@ const TEST_KEYS: &[&str] = &["match", "no_match"];
 #[derive(Debug, Clone)]
 pub(crate) struct CondSrc {
     file: usize,
-    text: String,
+    pub(super) text: String,
     start: Marker,
     end: Marker,
     style: ScalarStyle,
@@ -89,19 +89,34 @@ struct RuleDef {
     loc: Location,
 }
 
-struct Loader<'f> {
-    files: &'f [(String, String)],
-    labels: Vec<Arc<str>>,
-    file: usize,
-    errors: Vec<RuleError>,
-    warnings: Vec<RuleWarning>,
-    sources: Vec<CondSrc>,
+/// The metadata shared by rules, sequences and thresholds.
+pub(super) struct Header {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub description: String,
+    pub severity: Option<Severity>,
+    pub mode: Mode,
+    pub tags: Vec<String>,
+    pub tactics: Vec<String>,
+    pub techniques: Vec<TechniqueId>,
+    pub loc: Location,
+}
+
+pub(super) struct Loader<'f> {
+    pub(super) files: &'f [(String, String)],
+    pub(super) labels: Vec<Arc<str>>,
+    pub(super) file: usize,
+    pub(super) errors: Vec<RuleError>,
+    pub(super) warnings: Vec<RuleWarning>,
+    pub(super) sources: Vec<CondSrc>,
     lists: HashMap<String, ListDef>,
-    list_order: Vec<String>,
+    pub(super) list_order: Vec<String>,
     macros: HashMap<String, MacroEntry>,
-    macro_order: Vec<String>,
+    pub(super) macro_order: Vec<String>,
     rules: Vec<RuleDef>,
-    rule_ids: HashMap<String, Location>,
+    pub(super) seqs: Vec<super::sequence::SeqDef>,
+    pub(super) thrs: Vec<super::threshold::ThrDef>,
+    pub(super) rule_ids: HashMap<String, Location>,
 }
 
 /// Parses YAML text into documents, keeping raw scalars.
@@ -119,14 +134,14 @@ fn parse_yaml(text: &str) -> Result<Vec<Y<'_>>, saphyr::ScanError> {
 }
 
 /// Scalar text of a node (`None` for collections, aliases, bad values).
-fn scalar<'n>(n: &'n Y<'_>) -> Option<(&'n str, ScalarStyle)> {
+pub(super) fn scalar<'n>(n: &'n Y<'_>) -> Option<(&'n str, ScalarStyle)> {
     match &n.data {
         YamlData::Representation(s, style, _) => Some((s.as_ref(), *style)),
         _ => None,
     }
 }
 
-fn is_null(n: &Y<'_>) -> bool {
+pub(super) fn is_null(n: &Y<'_>) -> bool {
     match &n.data {
         YamlData::Representation(s, ScalarStyle::Plain, _) => {
             matches!(s.as_ref(), "" | "~" | "null" | "Null" | "NULL")
@@ -136,7 +151,7 @@ fn is_null(n: &Y<'_>) -> bool {
     }
 }
 
-fn describe(n: &Y<'_>) -> String {
+pub(super) fn describe(n: &Y<'_>) -> String {
     match &n.data {
         _ if is_null(n) => "null".into(),
         YamlData::Representation(s, ..) => format!("scalar {:?}", truncate(s)),
@@ -169,6 +184,8 @@ pub(crate) fn load(files: &[(String, String)]) -> Result<RuleSet, RuleError> {
         macros: HashMap::new(),
         macro_order: Vec::new(),
         rules: Vec::new(),
+        seqs: Vec::new(),
+        thrs: Vec::new(),
         rule_ids: HashMap::new(),
     };
     for i in 0..files.len() {
@@ -179,7 +196,7 @@ pub(crate) fn load(files: &[(String, String)]) -> Result<RuleSet, RuleError> {
 }
 
 impl Loader<'_> {
-    fn loc(&self, m: Marker) -> Location {
+    pub(super) fn loc(&self, m: Marker) -> Location {
         Location {
             file: self.labels[self.file].clone(),
             line: m.line(),
@@ -187,11 +204,11 @@ impl Loader<'_> {
         }
     }
 
-    fn at(&self, n: &Y<'_>) -> Location {
+    pub(super) fn at(&self, n: &Y<'_>) -> Location {
         self.loc(n.span.start)
     }
 
-    fn shape(&mut self, n: &Y<'_>, expected: &str) {
+    pub(super) fn shape(&mut self, n: &Y<'_>, expected: &str) {
         let e = RuleError::Shape {
             loc: self.at(n),
             expected: expected.into(),
@@ -232,7 +249,7 @@ impl Loader<'_> {
     }
 
     /// Checks a mapping's keys against `allowed`; returns (key, key node, value) triples.
-    fn keys<'n, 'a>(
+    pub(super) fn keys<'n, 'a>(
         &mut self,
         n: &'n Y<'a>,
         allowed: &'static [&'static str],
@@ -262,11 +279,11 @@ impl Loader<'_> {
         Some(out)
     }
 
-    fn get<'n, 'a>(kv: &[(&str, &'n Y<'a>, &'n Y<'a>)], key: &str) -> Option<&'n Y<'a>> {
+    pub(super) fn get<'n, 'a>(kv: &[(&str, &'n Y<'a>, &'n Y<'a>)], key: &str) -> Option<&'n Y<'a>> {
         kv.iter().find(|(k, ..)| *k == key).map(|(_, _, v)| *v)
     }
 
-    fn require<'n, 'a>(
+    pub(super) fn require<'n, 'a>(
         &mut self,
         kv: &[(&str, &'n Y<'a>, &'n Y<'a>)],
         at: &Y<'_>,
@@ -282,7 +299,7 @@ impl Loader<'_> {
         v
     }
 
-    fn string(&mut self, n: &Y<'_>, what: &str) -> Option<String> {
+    pub(super) fn string(&mut self, n: &Y<'_>, what: &str) -> Option<String> {
         match scalar(n) {
             Some((s, _)) if !is_null(n) => Some(s.to_owned()),
             _ => {
@@ -292,7 +309,7 @@ impl Loader<'_> {
         }
     }
 
-    fn string_list(&mut self, n: &Y<'_>, what: &str) -> Vec<(String, Location)> {
+    pub(super) fn string_list(&mut self, n: &Y<'_>, what: &str) -> Vec<(String, Location)> {
         let YamlData::Sequence(v) = &n.data else {
             if !is_null(n) {
                 self.shape(n, &format!("a sequence of {what}"));
@@ -306,7 +323,10 @@ impl Loader<'_> {
 
     fn item(&mut self, n: &Y<'_>) {
         let YamlData::Mapping(m) = &n.data else {
-            self.shape(n, "an item mapping with a `list`, `macro` or `rule` key");
+            self.shape(
+                n,
+                "an item mapping with a `list`, `macro`, `rule`, `sequence` or `threshold` key",
+            );
             return;
         };
         let has = |k: &str| m.keys().any(|x| scalar(x).is_some_and(|(s, _)| s == k));
@@ -315,6 +335,18 @@ impl Loader<'_> {
                 && let Some(body) = Self::get(&kv, "rule")
             {
                 self.rule(body);
+            }
+        } else if has("sequence") {
+            if let Some(kv) = self.keys(n, &["sequence"], "sequence item", "sequence")
+                && let Some(body) = Self::get(&kv, "sequence")
+            {
+                self.sequence(body);
+            }
+        } else if has("threshold") {
+            if let Some(kv) = self.keys(n, &["threshold"], "threshold item", "threshold")
+                && let Some(body) = Self::get(&kv, "threshold")
+            {
+                self.threshold(body);
             }
         } else if has("list") {
             self.list(n);
@@ -333,7 +365,10 @@ impl Loader<'_> {
                         expected: ITEM_KEYS,
                     });
                 }
-                None => self.shape(n, "an item mapping with a `list`, `macro` or `rule` key"),
+                None => self.shape(
+                    n,
+                    "an item mapping with a `list`, `macro`, `rule`, `sequence` or `threshold` key",
+                ),
             }
         }
     }
@@ -410,7 +445,7 @@ impl Loader<'_> {
     }
 
     /// Registers a scalar as a condition source; returns its index.
-    fn source(&mut self, n: &Y<'_>) -> Option<usize> {
+    pub(super) fn source(&mut self, n: &Y<'_>) -> Option<usize> {
         let (text, style) = scalar(n).filter(|_| !is_null(n))?;
         self.sources.push(CondSrc {
             file: self.file,
@@ -423,7 +458,7 @@ impl Loader<'_> {
     }
 
     /// Parses a condition node; syntax errors are recorded with their location.
-    fn condition(&mut self, n: &Y<'_>) -> Option<(Expr, usize)> {
+    pub(super) fn condition(&mut self, n: &Y<'_>) -> Option<(Expr, usize)> {
         let Some(src) = self.source(n) else {
             self.shape(n, "a condition string");
             return None;
@@ -441,7 +476,7 @@ impl Loader<'_> {
         }
     }
 
-    fn src_loc(&self, src: usize, off: usize) -> Location {
+    pub(super) fn src_loc(&self, src: usize, off: usize) -> Location {
         let s = &self.sources[src];
         let (line, column) = locate(s, &self.files[s.file].1, off);
         Location {
@@ -456,55 +491,17 @@ impl Loader<'_> {
             return;
         };
         let before = self.errors.len();
-        let loc = self.at(n);
-        let id = self
-            .require(&kv, n, "id", "rule")
-            .and_then(|v| self.string(v, "a rule id"));
-        let name = self
-            .require(&kv, n, "name", "rule")
-            .and_then(|v| self.string(v, "a rule name"));
-        let description = Self::get(&kv, "description")
-            .and_then(|v| self.string(v, "a description"))
-            .unwrap_or_default();
-        let severity = self.require(&kv, n, "severity", "rule").and_then(|v| {
-            let s = self.string(v, "a severity")?;
-            match s.parse::<Severity>() {
-                Ok(sev) if sev.as_str() == s => Some(sev),
-                _ => {
-                    let loc = self.at(v);
-                    self.errors.push(RuleError::BadSeverity { loc, value: s });
-                    None
-                }
-            }
-        });
-        let mode = match Self::get(&kv, "mode") {
-            None => Mode::Alert,
-            Some(v) => match self.string(v, "a mode").as_deref() {
-                Some("alert") => Mode::Alert,
-                Some("off") => Mode::Off,
-                Some(other) => {
-                    let loc = self.at(v);
-                    self.errors.push(RuleError::BadValue {
-                        loc,
-                        field: "mode".into(),
-                        value: other.into(),
-                        expected: "alert or off".into(),
-                    });
-                    Mode::Alert
-                }
-                None => Mode::Alert,
-            },
-        };
-        let tags = Self::get(&kv, "tags")
-            .map(|v| self.string_list(v, "tags (strings)"))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| t.0)
-            .collect();
-        let (tactics, techniques) = match Self::get(&kv, "mitre") {
-            Some(m) => self.mitre(m),
-            None => (Vec::new(), Vec::new()),
-        };
+        let Header {
+            id,
+            name,
+            description,
+            severity,
+            mode,
+            tags,
+            tactics,
+            techniques,
+            loc,
+        } = self.header(&kv, n, "rule");
         let cond = self
             .require(&kv, n, "condition", "rule")
             .and_then(|c| self.condition(c))
@@ -530,20 +527,7 @@ impl Loader<'_> {
             Some(t) => self.tests(t),
             None => Vec::new(),
         };
-        if let Some(id) = &id {
-            if let Some(first) = self.rule_ids.get(id) {
-                let first = first.clone();
-                let at = Self::get(&kv, "id").map_or(loc.clone(), |v| self.at(v));
-                self.errors.push(RuleError::Duplicate {
-                    loc: at,
-                    what: "rule id",
-                    name: id.clone(),
-                    first,
-                });
-            } else {
-                self.rule_ids.insert(id.clone(), loc.clone());
-            }
-        }
+        self.register_id(&kv, id.as_deref(), &loc);
         if self.errors.len() != before {
             return;
         }
@@ -567,7 +551,100 @@ impl Loader<'_> {
         });
     }
 
-    fn mitre(&mut self, m: &Y<'_>) -> (Vec<String>, Vec<TechniqueId>) {
+    /// The keys every alerting item shares (rule, sequence, threshold): id, name,
+    /// description, severity, mode, tags, mitre. Errors are recorded; missing
+    /// required values come back as `None`.
+    pub(super) fn header(
+        &mut self,
+        kv: &[(&str, &Y<'_>, &Y<'_>)],
+        n: &Y<'_>,
+        context: &'static str,
+    ) -> Header {
+        let loc = self.at(n);
+        let id = self
+            .require(kv, n, "id", context)
+            .and_then(|v| self.string(v, &format!("a {context} id")));
+        let name = self
+            .require(kv, n, "name", context)
+            .and_then(|v| self.string(v, &format!("a {context} name")));
+        let description = Self::get(kv, "description")
+            .and_then(|v| self.string(v, "a description"))
+            .unwrap_or_default();
+        let severity = self.require(kv, n, "severity", context).and_then(|v| {
+            let s = self.string(v, "a severity")?;
+            match s.parse::<Severity>() {
+                Ok(sev) if sev.as_str() == s => Some(sev),
+                _ => {
+                    let loc = self.at(v);
+                    self.errors.push(RuleError::BadSeverity { loc, value: s });
+                    None
+                }
+            }
+        });
+        let mode = match Self::get(kv, "mode") {
+            None => Mode::Alert,
+            Some(v) => match self.string(v, "a mode").as_deref() {
+                Some("alert") => Mode::Alert,
+                Some("off") => Mode::Off,
+                Some(other) => {
+                    let loc = self.at(v);
+                    self.errors.push(RuleError::BadValue {
+                        loc,
+                        field: "mode".into(),
+                        value: other.into(),
+                        expected: "alert or off".into(),
+                    });
+                    Mode::Alert
+                }
+                None => Mode::Alert,
+            },
+        };
+        let tags = Self::get(kv, "tags")
+            .map(|v| self.string_list(v, "tags (strings)"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        let (tactics, techniques) = match Self::get(kv, "mitre") {
+            Some(m) => self.mitre(m),
+            None => (Vec::new(), Vec::new()),
+        };
+        Header {
+            id,
+            name,
+            description,
+            severity,
+            mode,
+            tags,
+            tactics,
+            techniques,
+            loc,
+        }
+    }
+
+    /// Rules, sequences and thresholds share one id namespace: alerts name them by id.
+    pub(super) fn register_id(
+        &mut self,
+        kv: &[(&str, &Y<'_>, &Y<'_>)],
+        id: Option<&str>,
+        loc: &Location,
+    ) {
+        let Some(id) = id else { return };
+        if let Some(first) = self.rule_ids.get(id) {
+            let first = first.clone();
+            let at = Self::get(kv, "id").map_or(loc.clone(), |v| self.at(v));
+            self.errors.push(RuleError::Duplicate {
+                loc: at,
+                what: "rule id",
+                name: id.to_owned(),
+                first,
+            });
+        } else {
+            self.rule_ids.insert(id.to_owned(), loc.clone());
+        }
+    }
+
+    pub(super) fn mitre(&mut self, m: &Y<'_>) -> (Vec<String>, Vec<TechniqueId>) {
         let Some(kv) = self.keys(m, MITRE_KEYS, "mitre", "tactics, techniques") else {
             return (Vec::new(), Vec::new());
         };
@@ -763,9 +840,14 @@ impl Loader<'_> {
         out
     }
 
-    fn cerr(&self, e: CErr) -> RuleError {
+    pub(super) fn cerr(&self, e: CErr) -> RuleError {
         let loc = self.src_loc(e.src, e.off);
         match e.kind {
+            CErrKind::Uncaptured(name, available) => RuleError::UncapturedRef {
+                loc,
+                name,
+                available,
+            },
             CErrKind::UnknownField(field, suggestions) => RuleError::UnknownField {
                 loc,
                 field,
@@ -906,7 +988,7 @@ impl Loader<'_> {
                     parts: vec![compile::Part::Lit(d.name.clone())],
                 },
             };
-            self.warn_mitre(&d);
+            self.warn_mitre(&d.id, &d.tactics, &d.techniques, &d.loc);
             let condition_text = d.cond.map(|c| c.2).unwrap_or_default();
             rules.push(Arc::new(Rule {
                 id: d.id,
@@ -925,6 +1007,8 @@ impl Loader<'_> {
                 tests: d.tests,
             }));
         }
+        let sequences = self.compile_sequences(&mut c);
+        let thresholds = self.compile_thresholds(&mut c);
         let cerrs = std::mem::take(&mut c.errors);
         for e in cerrs {
             let e = self.cerr(e);
@@ -944,28 +1028,35 @@ impl Loader<'_> {
             rules,
             index,
             warnings: self.warnings,
+            sequences,
+            thresholds,
         })
     }
 
     /// Warn-level: tactics none of the techniques belong to, and techniques whose
     /// tactics are all missing from the rule.
-    fn warn_mitre(&mut self, d: &RuleDef) {
-        if d.tactics.is_empty() || d.techniques.is_empty() {
+    pub(super) fn warn_mitre(
+        &mut self,
+        id: &str,
+        tactics: &[String],
+        techniques: &[TechniqueId],
+        loc: &Location,
+    ) {
+        if tactics.is_empty() || techniques.is_empty() {
             return;
         }
-        let techs: Vec<attack::Technique> = d
-            .techniques
+        let techs: Vec<attack::Technique> = techniques
             .iter()
             .filter_map(|t| attack::technique(t.as_str()))
             .collect();
-        for tac in &d.tactics {
+        for tac in tactics {
             if !techs.iter().any(|t| t.tactics.contains(&tac.as_str())) {
                 self.warnings.push(RuleWarning {
-                    loc: d.loc.clone(),
+                    loc: loc.clone(),
                     message: format!(
                         "rule {}: tactic `{tac}` fits none of its techniques ({})",
-                        d.id,
-                        d.techniques
+                        id,
+                        techniques
                             .iter()
                             .map(|t| t.as_str())
                             .collect::<Vec<_>>()
@@ -975,12 +1066,12 @@ impl Loader<'_> {
             }
         }
         for t in &techs {
-            if !t.tactics.iter().any(|x| d.tactics.iter().any(|y| y == x)) {
+            if !t.tactics.iter().any(|x| tactics.iter().any(|y| y == x)) {
                 self.warnings.push(RuleWarning {
-                    loc: d.loc.clone(),
+                    loc: loc.clone(),
                     message: format!(
                         "rule {}: technique {} ({}) belongs to {}, none of which is listed",
-                        d.id,
+                        id,
                         t.id,
                         t.name,
                         t.tactics.join(", ")
@@ -1129,7 +1220,18 @@ pub(crate) fn blank_event() -> Event {
     }
 }
 
-fn event_from_node(n: &Y<'_>, file: &Arc<str>) -> Result<Event, Vec<RuleError>> {
+pub(super) fn event_from_node(n: &Y<'_>, file: &Arc<str>) -> Result<Event, Vec<RuleError>> {
+    event_and_time(n, file).map(|(e, _)| e)
+}
+
+/// Builds a test event; also accepts two keys that are not condition fields, for
+/// correlation tests: `at: 30s` (the event's `event.boot_ns`, returned as `Some` so
+/// the caller knows it was given) and `proc.apids: [p1, p2]` (pids of the ancestors
+/// above the parent, nearest first, pairing with `proc.ancestors`/`proc.aexe`).
+pub(super) fn event_and_time(
+    n: &Y<'_>,
+    file: &Arc<str>,
+) -> Result<(Event, Option<u64>), Vec<RuleError>> {
     let at = |m: Marker| Location {
         file: file.clone(),
         line: m.line(),
@@ -1153,6 +1255,8 @@ fn event_from_node(n: &Y<'_>, file: &Arc<str>) -> Result<Event, Vec<RuleError>> 
     let mut aexe: Vec<String> = Vec::new();
     let mut comm_set = false;
     let mut name: Option<String> = None;
+    let mut time: Option<u64> = None;
+    let mut apids: Vec<u32> = Vec::new();
     for (k, v) in m {
         let Some((key, _)) = scalar(k) else {
             errors.push(RuleError::Shape {
@@ -1162,6 +1266,34 @@ fn event_from_node(n: &Y<'_>, file: &Arc<str>) -> Result<Event, Vec<RuleError>> 
             });
             continue;
         };
+        if key == "at" {
+            match scalar(v).and_then(|(s, _)| super::sequence::parse_duration(s)) {
+                Some(ns) => time = Some(ns),
+                None => errors.push(RuleError::BadDuration {
+                    loc: at(v.span.start),
+                    value: scalar(v).map_or_else(|| describe(v), |(s, _)| s.to_owned()),
+                }),
+            }
+            continue;
+        }
+        if key == "proc.apids" {
+            let items: Vec<&Y<'_>> = match &v.data {
+                YamlData::Sequence(items) => items.iter().collect(),
+                _ => vec![v],
+            };
+            for i in items {
+                match scalar(i).and_then(|(s, _)| s.parse::<u32>().ok()) {
+                    Some(p) => apids.push(p),
+                    None => errors.push(RuleError::BadValue {
+                        loc: at(i.span.start),
+                        field: key.into(),
+                        value: scalar(i).map_or_else(|| describe(i), |(s, _)| s.to_owned()),
+                        expected: "a pid (unsigned integer)".into(),
+                    }),
+                }
+            }
+            continue;
+        }
         let def = match fields::lookup(key) {
             Ok(d) => d,
             Err(suggestions) => {
@@ -1368,10 +1500,10 @@ fn event_from_node(n: &Y<'_>, file: &Arc<str>) -> Result<Event, Vec<RuleError>> 
     if let Some(pn) = pname {
         parent(p).name = Some(pn);
     }
-    let n = ancestors.len().max(aexe.len());
+    let n = ancestors.len().max(aexe.len()).max(apids.len());
     for i in 0..n {
         p.ancestry.push(Parent {
-            pid: 0,
+            pid: apids.get(i).copied().unwrap_or(0),
             name: ancestors.get(i).cloned(),
             executable: aexe.get(i).cloned(),
         });
@@ -1393,8 +1525,11 @@ fn event_from_node(n: &Y<'_>, file: &Arc<str>) -> Result<Event, Vec<RuleError>> 
             (None, None) => vec![a0],
         };
     }
+    if let Some(t) = time {
+        ev.event.boot_ns = t;
+    }
     if errors.is_empty() {
-        Ok(ev)
+        Ok((ev, time))
     } else {
         Err(errors)
     }

@@ -13,12 +13,16 @@
 
 pub mod attack;
 mod compile;
+pub mod correlate;
 mod eval;
 pub mod fields;
 mod file;
+pub mod incidents;
 mod lexer;
 mod parser;
+pub mod sequence;
 mod tests_inline;
+pub mod threshold;
 
 #[cfg(test)]
 mod tests;
@@ -30,9 +34,12 @@ use std::sync::Arc;
 use crate::alert::{Severity, TechniqueId};
 use crate::event::Event;
 
+pub use correlate::{CorrelationMatch, Correlator, CorrelatorStats, StepSummary};
 pub use eval::Scratch;
 pub use file::event_from_fields;
+pub use sequence::{Scope, Sequence};
 pub use tests_inline::{InlineTestFailure, TestKind};
+pub use threshold::{Threshold, ThresholdScope};
 
 /// A position in a rule file. Lines and columns are 1-based.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,6 +147,16 @@ pub enum RuleError {
         "{loc}: invalid severity `{value}`; expected one of: info, low, medium, high, critical"
     )]
     BadSeverity { loc: Location, value: String },
+    #[error(
+        "{loc}: invalid duration {value:?}; expected a positive number with a unit: ms, s, m or h (e.g. 120s), at most 24h"
+    )]
+    BadDuration { loc: Location, value: String },
+    #[error("{loc}: `${name}` is used before any earlier step captures it{}", available_caps(.available))]
+    UncapturedRef {
+        loc: Location,
+        name: String,
+        available: Vec<String>,
+    },
     #[error("{} errors while loading rules:\n{}", .0.len(), join_errors(.0))]
     Many(Vec<RuleError>),
 }
@@ -149,6 +166,21 @@ fn suggest(s: &[String]) -> String {
         String::new()
     } else {
         format!("; did you mean: {}?", s.join(", "))
+    }
+}
+
+fn available_caps(a: &[String]) -> String {
+    if a.is_empty() {
+        "; no value is captured before this step (add `capture: {name: field}` to an earlier step)"
+            .into()
+    } else {
+        format!(
+            "; captured so far: {}",
+            a.iter()
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -189,7 +221,9 @@ impl RuleError {
             | Duplicate { loc, .. }
             | UnknownTechnique { loc, .. }
             | UnknownTactic { loc, .. }
-            | BadSeverity { loc, .. } => Some(loc),
+            | BadSeverity { loc, .. }
+            | BadDuration { loc, .. }
+            | UncapturedRef { loc, .. } => Some(loc),
         }
     }
 
@@ -273,6 +307,8 @@ pub struct RuleSet {
     rules: Vec<Arc<Rule>>,
     index: eval::Index,
     warnings: Vec<RuleWarning>,
+    sequences: Vec<Arc<Sequence>>,
+    thresholds: Vec<Arc<Threshold>>,
 }
 
 impl RuleSet {
@@ -323,12 +359,24 @@ impl RuleSet {
         &self.rules
     }
 
+    /// All `sequence:` items, in file order (including `mode: off` ones).
+    pub fn sequences(&self) -> &[Arc<Sequence>] {
+        &self.sequences
+    }
+
+    /// All `threshold:` items, in file order (including `mode: off` ones).
+    pub fn thresholds(&self) -> &[Arc<Threshold>] {
+        &self.thresholds
+    }
+
     /// Non-fatal findings from loading (e.g. tactic/technique mismatches).
     pub fn warnings(&self) -> &[RuleWarning] {
         &self.warnings
     }
 
-    /// Runs every rule's `tests:` block; returns the failures (empty = all pass).
+    /// Runs every rule's, sequence's and threshold's `tests:` block; returns the
+    /// failures (empty = all pass). Each sequence/threshold test case runs through a
+    /// fresh [`Correlator`] holding only that item.
     pub fn run_inline_tests(&self) -> Vec<InlineTestFailure> {
         tests_inline::run(self)
     }

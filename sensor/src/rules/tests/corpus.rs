@@ -23,7 +23,7 @@ fn bump() {
     let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
 }
 
-fn allocs() -> u64 {
+pub(super) fn allocs() -> u64 {
     ALLOCS.try_with(Cell::get).unwrap_or(0)
 }
 

@@ -1,7 +1,9 @@
 //! Unit tests for the rule engine, split by topic.
 
 mod corpus;
+mod correlation;
 mod errors;
+mod incidents;
 mod language;
 mod loading;
 mod props;
