@@ -581,10 +581,22 @@ fn rules_cmd(config: Option<&Path>, command: RulesCommand) -> anyhow::Result<()>
                         .rules()
                         .iter()
                         .flat_map(|r| r.techniques.iter().map(|t| t.as_str()))
+                        .chain(
+                            r.sequences()
+                                .iter()
+                                .flat_map(|x| x.techniques.iter().map(|t| t.as_str())),
+                        )
+                        .chain(
+                            r.thresholds()
+                                .iter()
+                                .flat_map(|x| x.techniques.iter().map(|t| t.as_str())),
+                        )
                         .collect();
                     println!(
-                        "ok: {} rules, {} ATT&CK techniques, {} inline tests passed",
+                        "ok: {} rules, {} sequences, {} thresholds, {} ATT&CK techniques, {} inline tests passed",
                         r.rules().len(),
+                        r.sequences().len(),
+                        r.thresholds().len(),
                         techniques.len(),
                         v.tests_run
                     );

@@ -101,7 +101,17 @@ pub fn checked(builtin: bool, paths: &[PathBuf]) -> Verdict {
         Ok(rules) => {
             let failures = rules.run_inline_tests();
             let warnings = rules.warnings().iter().map(ToString::to_string).collect();
-            let tests_run = rules.rules().iter().map(|r| r.test_count()).sum();
+            let tests_run = rules.rules().iter().map(|r| r.test_count()).sum::<usize>()
+                + rules
+                    .sequences()
+                    .iter()
+                    .map(|r| r.test_count())
+                    .sum::<usize>()
+                + rules
+                    .thresholds()
+                    .iter()
+                    .map(|r| r.test_count())
+                    .sum::<usize>();
             if failures.is_empty() {
                 Verdict {
                     rules: Some(rules),
