@@ -61,9 +61,10 @@ fn rules_fire_reload_and_refuse_bad_files() {
     let file = rules_dir.join("local.yaml");
     std::fs::write(&file, rule("TEST-001", "marker-one")).unwrap();
     let cfg = sensor::config::DEFAULT_TOML
-        .replace(
+        .replacen(
             "paths = []",
             &format!("paths = [{:?}]", rules_dir.display().to_string()),
+            1, // the [rules] section comes first; [ioc] keeps its empty list
         )
         .replace("reload_check_secs = 2", "reload_check_secs = 1")
         // Only the test's own rules: this test is about loading, not about the shipped set.

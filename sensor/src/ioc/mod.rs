@@ -105,7 +105,26 @@ impl IocSet {
     /// Load every file (all or nothing: one bad line refuses the whole set).
     pub fn load(paths: &[PathBuf]) -> Result<IocSet, IocError> {
         let mut set = IocSet::default();
+        // A directory means every regular file in it (sorted, not recursive).
+        let mut files = Vec::new();
         for p in paths {
+            if p.is_dir() {
+                let mut inner: Vec<PathBuf> = std::fs::read_dir(p)
+                    .map_err(|source| IocError::Read {
+                        path: p.display().to_string(),
+                        source,
+                    })?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|f| f.is_file())
+                    .collect();
+                inner.sort();
+                files.extend(inner);
+            } else {
+                files.push(p.clone());
+            }
+        }
+        for p in &files {
             let text = std::fs::read_to_string(p).map_err(|source| IocError::Read {
                 path: p.display().to_string(),
                 source,
