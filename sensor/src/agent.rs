@@ -132,6 +132,9 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         alerts: s.alerts.load(Ordering::Relaxed),
         alert_log_errors: s.alert_log_errors.load(Ordering::Relaxed),
         ioc_indicators: s.ioc_indicators.load(Ordering::Relaxed),
+        alert_latency_p50_ms: s.alert_latency_ms().0,
+        alert_latency_p99_ms: s.alert_latency_ms().1,
+        alert_latency_samples: s.alert_latency_ms().2,
         subscribers: hub.subscribers(),
         state_dir: opts.state_dir.0.display().to_string(),
         rules: shared.rules.lock().map(|r| r.clone()).unwrap_or_default(),
@@ -309,6 +312,12 @@ pub async fn run(
                     Ok(Ok(Some(batch))) => {
                         for bytes in batch {
                             let out = pipeline.process(&bytes);
+                            if !out.alerts.is_empty()
+                                && let Some(ev) = &out.event
+                            {
+                                let lat = Clock::boot_ns_now().saturating_sub(ev.event.boot_ns);
+                                stats.record_alert_latency(lat);
+                            }
                             for alert in out.alerts {
                                 write_alert(&mut alert_log, &stats, &alert);
                             }

@@ -844,6 +844,16 @@ pub fn human_status(s: &StatusReport) -> String {
         s.losses.subscriber_dropped
     ));
     o.push_str(&format!(
+        "rules: {} ({} enabled), generation {}; indicators: {}; event-to-alert latency p50 {:.1} ms, p99 {:.1} ms over {} alerts\n",
+        s.rules.loaded,
+        s.rules.enabled,
+        s.rules.generation,
+        s.ioc_indicators,
+        s.alert_latency_p50_ms,
+        s.alert_latency_p99_ms,
+        s.alert_latency_samples
+    ));
+    o.push_str(&format!(
         "process table: {} entries, {} evicted; cgroups known: {}\nalerts: {} ({} log write errors); subscribers: {}\n",
         s.process_table_len,
         s.process_table_evictions,

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod detect;
+pub mod dlp;
 pub mod enrich;
 pub mod escape;
 pub mod event;

@@ -26,6 +26,10 @@ pub struct Outcome {
 pub struct Pipeline {
     pub enricher: Enricher,
     pub detector: Detector,
+    /// Secrets on command lines: found, alerted, and (when `redact`) removed from the event and
+    /// the process table before anything is written anywhere.
+    dlp: crate::dlp::Scanner,
+    redact: bool,
     stats: Arc<Stats>,
     sequence: u64,
     last_decode_warning: Option<std::time::Instant>,
@@ -36,6 +40,8 @@ impl Pipeline {
         Self {
             enricher: Enricher::new(opts, clock),
             detector,
+            dlp: crate::dlp::Scanner::new(),
+            redact: true,
             stats,
             sequence: 0,
             last_decode_warning: None,
@@ -83,9 +89,62 @@ impl Pipeline {
         self.process_event(event)
     }
 
+    /// Turn DLP off or on for redaction (detection always runs).
+    pub fn set_redact(&mut self, redact: bool) {
+        self.redact = redact;
+    }
+
+    /// Scan an exec's argv for credentials; redact them in the event and the process table;
+    /// one alert naming the kinds (never the values).
+    fn secrets(&mut self, ev: &mut Event) -> Option<Alert> {
+        let mut findings = Vec::new();
+        self.dlp.scan_args(&ev.process.args, &mut findings);
+        let worst = findings.iter().map(|f| f.classification).max()?;
+        let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        if self.redact {
+            crate::dlp::redact_event(ev, &findings);
+            self.enricher
+                .table
+                .set_args(ev.process.pid, ev.process.args.clone());
+        }
+        let severity = match worst {
+            crate::dlp::Classification::Restricted => crate::alert::Severity::High,
+            crate::dlp::Classification::Confidential => crate::alert::Severity::Medium,
+            _ => crate::alert::Severity::Low,
+        };
+        let mut a = Alert::new(
+            "sensor.dlp.secret_in_command_line",
+            "Credential on a command line",
+            severity,
+            format!(
+                "{} found on the command line of {} ({})",
+                kinds.join(", "),
+                ev.process.executable.as_deref().unwrap_or(&ev.process.name),
+                worst.as_str()
+            ),
+        )
+        .with_tag("dlp")
+        .with_field("secret_kinds", kinds)
+        .with_field("classification", worst.as_str())
+        .with_field("redacted", self.redact);
+        if let Ok(t) = crate::alert::TechniqueId::parse("T1552") {
+            a = a.with_technique(t);
+        }
+        a.time = ev.timestamp.clone();
+        Some(alert_context(a, ev))
+    }
+
     /// An already-enriched event (live, or from a recording).
-    pub fn process_event(&mut self, event: Event) -> Outcome {
+    pub fn process_event(&mut self, mut event: Event) -> Outcome {
         let mut alerts = Vec::new();
+        // Secrets first: nothing downstream (rules, outputs, subscribers) sees them.
+        if event.event.kind == crate::event::Kind::Exec
+            && let Some(a) = self.secrets(&mut event)
+        {
+            alerts.push(a);
+        }
         self.detector.detect(&event, &mut alerts);
         self.stats
             .alerts

@@ -29,7 +29,12 @@ pub struct Stats {
     pub process_table_evictions: AtomicU64,
     pub cgroups_known: AtomicU64,
     pub ioc_indicators: AtomicU64,
+    /// Kernel event → alert produced, nanoseconds, for the most recent alerts (bounded).
+    pub alert_latency: std::sync::Mutex<std::collections::VecDeque<u64>>,
 }
+
+/// Latency samples kept for percentiles.
+const LATENCY_SAMPLES: usize = 4096;
 
 impl Default for Stats {
     fn default() -> Self {
@@ -45,6 +50,7 @@ impl Default for Stats {
             process_table_evictions: AtomicU64::new(0),
             cgroups_known: AtomicU64::new(0),
             ioc_indicators: AtomicU64::new(0),
+            alert_latency: Default::default(),
         }
     }
 }
@@ -56,6 +62,29 @@ pub fn kind_index(k: Kind) -> usize {
 impl Stats {
     pub fn count_received(&self, k: Kind) {
         self.received[kind_index(k)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_alert_latency(&self, ns: u64) {
+        if let Ok(mut v) = self.alert_latency.lock() {
+            if v.len() == LATENCY_SAMPLES {
+                v.pop_front();
+            }
+            v.push_back(ns);
+        }
+    }
+
+    /// (p50, p99, samples) of event-to-alert latency in milliseconds.
+    pub fn alert_latency_ms(&self) -> (f64, f64, usize) {
+        let Ok(v) = self.alert_latency.lock() else {
+            return (0.0, 0.0, 0);
+        };
+        let mut s: Vec<u64> = v.iter().copied().collect();
+        if s.is_empty() {
+            return (0.0, 0.0, 0);
+        }
+        s.sort_unstable();
+        let pick = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize] as f64 / 1e6;
+        (pick(0.5), pick(0.99), s.len())
     }
 
     pub fn received(&self, k: Kind) -> u64 {

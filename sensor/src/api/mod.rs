@@ -134,6 +134,10 @@ pub struct StatusReport {
     pub alerts: u64,
     pub alert_log_errors: u64,
     pub ioc_indicators: u64,
+    /// Kernel event to alert, over the most recent alerts.
+    pub alert_latency_p50_ms: f64,
+    pub alert_latency_p99_ms: f64,
+    pub alert_latency_samples: usize,
     pub subscribers: usize,
     pub state_dir: String,
     pub rules: RulesStatus,

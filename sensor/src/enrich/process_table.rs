@@ -262,6 +262,15 @@ impl ProcessTable {
         self.touch(pid);
     }
 
+    /// Replaces a process's args (after secrets in them were redacted), bounded as at exec.
+    pub fn set_args(&mut self, pid: u32, args: Vec<String>) {
+        let Some(slot) = self.entries.get_mut(&pid) else {
+            return;
+        };
+        slot.entry.args = args;
+        finish_entry(&mut slot.entry, &self.limits, &self.user_names);
+    }
+
     /// Records a process's working directory (read from /proc at exec; bounded like paths).
     pub fn set_cwd(&mut self, pid: u32, cwd: String) {
         let Some(slot) = self.entries.get_mut(&pid) else {
