@@ -217,7 +217,20 @@ fn main() -> anyhow::Result<()> {
                 rounds,
                 quick,
                 out_json: json,
-            })
+            })?;
+            // The userspace micro-benchmarks (rule evaluation, secret scanning) are ignored
+            // tests so unit runs stay fast; they run here, in release mode.
+            sh(cargo().args([
+                "test",
+                "--release",
+                "-p",
+                "sensor",
+                "--lib",
+                "--",
+                "--ignored",
+                "bench_",
+                "--nocapture",
+            ]))
         }
     }
 }
