@@ -59,6 +59,8 @@ pub struct EventMeta {
 pub enum Outcome {
     Success,
     Failure,
+    /// Started but not finished when the call returned (a non-blocking connect: EINPROGRESS).
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

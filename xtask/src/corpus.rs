@@ -71,6 +71,8 @@ fn record_one(bin: &Path, state: &Path, script: &Path, out: &Path) -> anyhow::Re
         .arg("read _go; exec /bin/sh \"$0\"")
         .arg(script)
         .current_dir(&work)
+        // cargo's library path would add dozens of failed opens to every exec recorded.
+        .env_remove("LD_LIBRARY_PATH")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -769,7 +769,12 @@ pub(super) fn classify_name(name: &str) -> NameClass {
     if (n > 1 && one_of(first, NEG_FIRST)) || one_of(last, EXCLUDED_LAST) {
         return NameClass::Not;
     }
-    if parts.iter().any(|p| one_of(p, PASSWORDISH)) {
+    // `pass` names a password only as the last word (`DB_PASS`, `--pass`), not in
+    // `pass-through`, `pass_fds` or `-plugin-opt=-pass-through=-lgcc`.
+    if parts
+        .iter()
+        .any(|p| one_of(p, PASSWORDISH) && (!p.eq_ignore_ascii_case("pass") || p == last))
+    {
         return NameClass::Password;
     }
     if parts.iter().any(|p| one_of(p, SECRETISH))

@@ -1230,3 +1230,28 @@ fn bench_scan_args_throughput() {
     assert_eq!(found, rounds);
     assert!(args / secs >= 200_000.0);
 }
+
+#[test]
+fn linker_pass_through_options_are_not_passwords() {
+    let s = Scanner::new();
+    let args: Vec<String> = [
+        "/usr/bin/ld",
+        "-plugin-opt=-pass-through=-lgcc",
+        "-plugin-opt=-pass-through=-lgcc_s",
+        "-o",
+        "a",
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    let mut out = Vec::new();
+    s.scan_args(&args, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // A real `pass` name still counts.
+    let args: Vec<String> = ["tool", "DB_PASS=Zq8pLm2VxR7tK4wN"]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    s.scan_args(&args, &mut out);
+    assert!(!out.is_empty());
+}

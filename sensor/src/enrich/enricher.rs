@@ -150,7 +150,10 @@ impl Enricher {
                 extra,
             } => {
                 ev.event.action = op.name().into();
-                ev.event.outcome = Some(if ret < 0 {
+                const EINPROGRESS: i64 = -115;
+                ev.event.outcome = Some(if op == Op::Connect && ret == EINPROGRESS {
+                    Outcome::Unknown
+                } else if ret < 0 {
                     Outcome::Failure
                 } else {
                     Outcome::Success

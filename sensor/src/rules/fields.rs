@@ -279,6 +279,7 @@ fn str_one<'e>(f: &Field, ev: &'e Event) -> Option<&'e str> {
         F::EvtOutcome => Some(match ev.event.outcome {
             Some(crate::event::Outcome::Success) => "success",
             Some(crate::event::Outcome::Failure) => "failure",
+            Some(crate::event::Outcome::Unknown) => "unknown",
             None => "",
         }),
         F::ProcName => p

@@ -1397,6 +1397,7 @@ pub(super) fn event_and_time(
                 ev.event.outcome = match one.as_str() {
                     "success" => Some(Outcome::Success),
                     "failure" => Some(Outcome::Failure),
+                    "unknown" => Some(Outcome::Unknown),
                     "" => None,
                     _ => {
                         bad("success or failure");

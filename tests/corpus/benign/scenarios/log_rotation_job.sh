@@ -1,4 +1,4 @@
-# A cron-style maintenance job: a script that writes its own log, rotates it (rename .1, .2),
+# A cron-style maintenance job: a script (run with sh) that writes its own log, rotates it (rename .1, .2),
 # gzips the old one, removes rotated logs older than a day with find -mtime, and truncates a
 # scratch file. Everything lives in the temp working directory.
 unset LD_LIBRARY_PATH
@@ -15,9 +15,9 @@ for i in 1 2 3; do echo "run $i ok" >> job.log; done
 find . -name 'job.log.*.gz' -mtime +1 -delete
 truncate -s 0 scratch.tmp 2>/dev/null || : > scratch.tmp
 JOB
-chmod 755 rotate.sh
-./rotate.sh
-./rotate.sh
+# run the way a crontab line `sh /path/rotate.sh` does (twice, as two scheduled runs)
+/bin/sh ./rotate.sh
+/bin/sh ./rotate.sh
 ls -l logs > /dev/null
 rm -rf logs rotate.sh
 exit 0
