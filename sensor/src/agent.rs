@@ -214,6 +214,7 @@ pub async fn run(
         Detector::new(rules, cfg.fold_window()),
     );
     pipeline.detector.set_ioc(ioc, false);
+    pipeline.set_dlp(cfg.dlp.redact, cfg.dlp.scan_files);
     // After attach: whatever starts from here on is seen by the probes.
     let seeded = pipeline.enricher.seed();
     tracing::info!(processes = seeded, "process table seeded from /proc");

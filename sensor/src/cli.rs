@@ -676,6 +676,8 @@ fn replay(config: Option<&Path>, args: ReplayArgs) -> anyhow::Result<()> {
         stats,
         Detector::new(rules, cfg.fold_window()),
     );
+    // File contents are not in a recording: never scan this host's files for a replay.
+    pipeline.set_dlp(cfg.dlp.redact, false);
     pipeline.detector.set_ioc(
         std::sync::Arc::new(crate::ioc::IocSet::load(&cfg.ioc.paths)?),
         true,

@@ -41,6 +41,7 @@ pub struct Config {
     pub probes: ProbesConfig,
     pub rules: RulesConfig,
     pub ioc: IocConfig,
+    pub dlp: DlpConfig,
     pub process_table: ProcessTableConfig,
     pub alert_log: AlertLogConfig,
     pub health: HealthConfig,
@@ -63,6 +64,13 @@ pub struct RulesConfig {
     pub paths: Vec<PathBuf>,
     pub fold_window_secs: u64,
     pub reload_check_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DlpConfig {
+    pub redact: bool,
+    pub scan_files: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

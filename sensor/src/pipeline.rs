@@ -30,6 +30,9 @@ pub struct Pipeline {
     /// the process table before anything is written anywhere.
     dlp: crate::dlp::Scanner,
     redact: bool,
+    scan_files: bool,
+    /// Files already scanned, by (path, mtime, size): a file read in a loop is scanned once.
+    scanned: std::collections::HashSet<(String, i64, u64)>,
     stats: Arc<Stats>,
     sequence: u64,
     last_decode_warning: Option<std::time::Instant>,
@@ -42,6 +45,9 @@ impl Pipeline {
             detector,
             dlp: crate::dlp::Scanner::new(),
             redact: true,
+            // Off unless the live agent turns it on: a replay's paths are another host's.
+            scan_files: false,
+            scanned: std::collections::HashSet::new(),
             stats,
             sequence: 0,
             last_decode_warning: None,
@@ -89,9 +95,84 @@ impl Pipeline {
         self.process_event(event)
     }
 
-    /// Turn DLP off or on for redaction (detection always runs).
-    pub fn set_redact(&mut self, redact: bool) {
+    /// DLP settings: redact secrets found on command lines; scan sensitive files when read.
+    pub fn set_dlp(&mut self, redact: bool, scan_files: bool) {
         self.redact = redact;
+        self.scan_files = scan_files;
+    }
+
+    /// A successful read-only open of a file whose path marks it confidential or restricted
+    /// (`.env`, credentials, kubeconfig, keys, tokens): the agent reads its first 64 KiB
+    /// itself and scans it, once per file version. Only kinds and classification are
+    /// reported; the content never leaves the agent.
+    fn secrets_in_file(&mut self, ev: &Event) -> Option<Alert> {
+        const MAX_SCAN: u64 = 64 * 1024;
+        const MAX_REMEMBERED: usize = 16_384;
+        if !self.scan_files || ev.event.outcome != Some(crate::event::Outcome::Success) {
+            return None;
+        }
+        let f = ev.file.as_ref()?;
+        if !ev.event.action.starts_with("open")
+            || f.flag_names.iter().any(|n| {
+                n != "O_RDONLY" && n != "O_CLOEXEC" && n != "O_NONBLOCK" && n != "O_NOFOLLOW"
+            })
+        {
+            return None;
+        }
+        let path = f.path.as_deref()?;
+        let class = self.dlp.classify_path(path);
+        if class < crate::dlp::Classification::Confidential {
+            return None;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        if !self
+            .scanned
+            .insert((path.to_owned(), meta.mtime(), meta.size()))
+        {
+            return None;
+        }
+        if self.scanned.len() > MAX_REMEMBERED {
+            self.scanned.clear();
+        }
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::open(path).ok()?, MAX_SCAN),
+            &mut buf,
+        )
+        .ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let mut findings = Vec::new();
+        self.dlp.scan_text("file", &text, &mut findings);
+        let worst = findings.iter().map(|f| f.classification).max()?.max(class);
+        let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let mut a = Alert::new(
+            "sensor.dlp.secret_in_file_read",
+            "Credential file read",
+            if worst == crate::dlp::Classification::Restricted {
+                crate::alert::Severity::Medium
+            } else {
+                crate::alert::Severity::Low
+            },
+            format!(
+                "{} read {} holding {} ({})",
+                ev.process.executable.as_deref().unwrap_or(&ev.process.name),
+                path,
+                kinds.join(", "),
+                worst.as_str()
+            ),
+        )
+        .with_tag("dlp")
+        .with_field("secret_kinds", kinds)
+        .with_field("classification", worst.as_str())
+        .with_field("file.path", path);
+        if let Ok(t) = crate::alert::TechniqueId::parse("T1552.001") {
+            a = a.with_technique(t);
+        }
+        a.time = ev.timestamp.clone();
+        Some(alert_context(a, ev))
     }
 
     /// Scan an exec's argv for credentials; redact them in the event and the process table;
@@ -142,6 +223,11 @@ impl Pipeline {
         // Secrets first: nothing downstream (rules, outputs, subscribers) sees them.
         if event.event.kind == crate::event::Kind::Exec
             && let Some(a) = self.secrets(&mut event)
+        {
+            alerts.push(a);
+        }
+        if event.event.kind == crate::event::Kind::File
+            && let Some(a) = self.secrets_in_file(&event)
         {
             alerts.push(a);
         }

@@ -59,3 +59,51 @@ fn command_line_secrets_are_alerted_and_redacted() {
         "the alert log never holds the secret"
     );
 }
+
+#[test]
+fn credential_files_read_are_scanned_once() {
+    if !require_root("credential_files_read_are_scanned_once") {
+        return;
+    }
+    let agent = Agent::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let aws = dir.path().join(".aws");
+    std::fs::create_dir(&aws).unwrap();
+    let creds = aws.join("credentials");
+    // AWS's documented example key pair.
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        Command::new("cat").arg(&creds).output().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alert = loop {
+        if let Some(a) = agent
+            .alerts()
+            .into_iter()
+            .find(|a| a.rule.id == "sensor.dlp.secret_in_file_read")
+        {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no file DLP alert\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let kinds = alert.fields["secret_kinds"].to_string();
+    assert!(kinds.contains("aws_access_key_id"), "{kinds}");
+    std::thread::sleep(Duration::from_millis(500));
+    let n = agent
+        .alerts()
+        .iter()
+        .filter(|a| a.rule.id == "sensor.dlp.secret_in_file_read")
+        .count();
+    assert_eq!(n, 1, "one scan per file version");
+    let log = std::fs::read_to_string(agent.state.path().join("alerts/alerts.jsonl")).unwrap();
+    assert!(!log.contains("wJalrXUtnFEMI"), "no secret value in the log");
+}
