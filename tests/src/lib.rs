@@ -157,6 +157,20 @@ impl Agent {
         .unwrap_or_default()
     }
 
+    /// The first alert matching `pred` in the alert log within `within`.
+    pub fn wait_alert(&self, within: Duration, pred: impl Fn(&Alert) -> bool) -> Option<Alert> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(a) = self.alerts().into_iter().find(|a| pred(a)) {
+                return Some(a);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Run a CLI command against this agent's state dir.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(sensor_bin())

@@ -4,7 +4,7 @@
 use std::{
     net::{TcpListener, TcpStream},
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use sensor::{
@@ -17,17 +17,6 @@ use sensor_tests::{Agent, require_root};
 fn sha256_hex(path: &str) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_owned()
-}
-
-fn wait_alert(agent: &Agent, rule: &str) -> Option<sensor::alert::Alert> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Some(a) = agent.alerts().into_iter().find(|a| a.rule.id == rule) {
-            return Some(a);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
 }
 
 #[test]
@@ -51,11 +40,8 @@ fn ip_and_hash_indicators_match_and_others_do_not() {
     let cfg = sensor::config::DEFAULT_TOML
         .replace("builtin = true", "builtin = false")
         .replace(
-            "paths = []\n\n[process_table]",
-            &format!(
-                "paths = [{:?}]\n\n[process_table]",
-                list.display().to_string()
-            ),
+            "paths = []\n\n[dlp]",
+            &format!("paths = [{:?}]\n\n[dlp]", list.display().to_string()),
         );
     let agent = Agent::start(Some(&cfg));
     assert_eq!(agent.status().ioc_indicators, 2);
@@ -88,13 +74,17 @@ fn ip_and_hash_indicators_match_and_others_do_not() {
         })
         .expect("indicator connect event");
     assert!(ev.network.unwrap().ioc, "kernel flag");
-    let a = wait_alert(&agent, IOC_IP_RULE).expect("ip alert");
+    let a = agent
+        .wait_alert(Duration::from_secs(10), |a| a.rule.id == IOC_IP_RULE)
+        .expect("ip alert");
     assert_eq!(a.fields["indicator"]["description"], "test c2");
     assert_eq!(a.fields["observed"], "127.0.0.77");
 
     // The executable hash.
     Command::new(&evil).status().unwrap();
-    let a = wait_alert(&agent, IOC_HASH_RULE).expect("hash alert");
+    let a = agent
+        .wait_alert(Duration::from_secs(10), |a| a.rule.id == IOC_HASH_RULE)
+        .expect("hash alert");
     assert_eq!(a.process.unwrap().executable, evil.to_str().unwrap());
     assert!(
         agent

@@ -35,21 +35,6 @@ fn replace(path: &std::path::Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-fn wait_alert(
-    agent: &Agent,
-    within: Duration,
-    pred: impl Fn(&sensor::alert::Alert) -> bool,
-) -> Option<sensor::alert::Alert> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(a) = agent.alerts().into_iter().find(|a| pred(a)) {
-            return Some(a);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
 #[test]
 fn rules_fire_reload_and_refuse_bad_files() {
     if !require_root("rules_fire_reload_and_refuse_bad_files") {
@@ -76,7 +61,8 @@ fn rules_fire_reload_and_refuse_bad_files() {
         .arg("marker-one")
         .status()
         .unwrap();
-    let a = wait_alert(&agent, Duration::from_secs(10), |a| a.rule.id == "TEST-001")
+    let a = agent
+        .wait_alert(Duration::from_secs(10), |a| a.rule.id == "TEST-001")
         .unwrap_or_else(|| panic!("no alert\n{}", agent.log_text()));
     assert_eq!(a.mitre, vec!["T1059.004"]);
     let p = a.process.expect("process context");
@@ -94,7 +80,8 @@ fn rules_fire_reload_and_refuse_bad_files() {
         .arg("marker-two")
         .status()
         .unwrap();
-    wait_alert(&agent, Duration::from_secs(10), |a| a.rule.id == "TEST-002")
+    agent
+        .wait_alert(Duration::from_secs(10), |a| a.rule.id == "TEST-002")
         .unwrap_or_else(|| panic!("new rule fires\n{}\n{:?}", agent.log_text(), agent.alerts()));
 
     // 3. A broken file is refused with a located error; the running rules stay.
@@ -102,10 +89,11 @@ fn rules_fire_reload_and_refuse_bad_files() {
         &file,
         "- rule:\n    id: BROKEN\n    condition: evt.type = = exec\n",
     );
-    let refused = wait_alert(&agent, Duration::from_secs(10), |a| {
-        a.rule.id == "sensor.rules_reload_refused"
-    })
-    .expect("refusal alert");
+    let refused = agent
+        .wait_alert(Duration::from_secs(10), |a| {
+            a.rule.id == "sensor.rules_reload_refused"
+        })
+        .expect("refusal alert");
     let problems = refused.fields["problems"].to_string();
     assert!(problems.contains("local.yaml:"), "{problems}");
     let s = agent.status();
@@ -116,13 +104,14 @@ fn rules_fire_reload_and_refuse_bad_files() {
         .arg("marker-two")
         .output()
         .unwrap();
-    wait_alert(&agent, Duration::from_secs(10), |a| {
-        a.rule.id == "TEST-002"
-            && a.process
-                .as_ref()
-                .is_some_and(|p| p.executable == "/bin/echo")
-    })
-    .expect("the previous rules keep running after a refused reload");
+    agent
+        .wait_alert(Duration::from_secs(10), |a| {
+            a.rule.id == "TEST-002"
+                && a.process
+                    .as_ref()
+                    .is_some_and(|p| p.executable == "/bin/echo")
+        })
+        .expect("the previous rules keep running after a refused reload");
 
     // 4. SIGHUP reloads at once (after fixing the file).
     replace(&file, &rule("TEST-003", "marker-three"));
@@ -136,6 +125,7 @@ fn rules_fire_reload_and_refuse_bad_files() {
         .arg("sleep 0.5; /bin/true marker-three")
         .status()
         .unwrap();
-    wait_alert(&agent, Duration::from_secs(10), |a| a.rule.id == "TEST-003")
+    agent
+        .wait_alert(Duration::from_secs(10), |a| a.rule.id == "TEST-003")
         .expect("reloaded rule fires");
 }
