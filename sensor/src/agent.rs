@@ -266,6 +266,27 @@ pub async fn run(
         },
     });
     let api_task = tokio::spawn(server::serve(listener, ctx));
+    // `<state>/status.json`, rewritten every second: a heartbeat for monitoring that needs no
+    // socket (and no connect of its own while it watches the counters).
+    let status_task = {
+        let (shared, hub, opts) = (shared.clone(), hub.clone(), opts.clone());
+        tokio::spawn(async move {
+            let path = opts.state_dir.0.join("status.json");
+            let tmp = opts.state_dir.0.join(".status.json.tmp");
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let Ok(text) = serde_json::to_vec_pretty(&status(&shared, &hub, &opts)) else {
+                    continue;
+                };
+                if let Err(error) =
+                    std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path))
+                {
+                    tracing::warn!(%error, "cannot write status.json");
+                }
+            }
+        })
+    };
 
     let (tx, mut rx) = mpsc::channel::<Vec<bytes::Bytes>>(64);
     let reader_stats = stats.reader.clone();
@@ -361,6 +382,7 @@ pub async fn run(
     reader_task.abort();
     let _ = reader_task.await;
     api_task.abort();
+    status_task.abort();
     reload_task.abort();
     let joined = tokio::task::spawn_blocking(move || pipeline_thread.join()).await;
     let socket = opts.state_dir.socket();

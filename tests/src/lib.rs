@@ -54,6 +54,11 @@ impl Agent {
             .prefix("sensor-kt-")
             .tempdir()
             .expect("state dir");
+        Self::start_in(state, config)
+    }
+
+    /// Start on a given state directory (owned by the agent handle from now on).
+    pub fn start_in(state: tempfile::TempDir, config: Option<&str>) -> Agent {
         let log = state.path().join("agent.log");
         let mut cmd = Command::new(sensor_bin());
         cmd.arg("--state-dir").arg(state.path());
