@@ -176,3 +176,40 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    /// Rule evaluation throughput with the shipped ruleset on one core, over the recorded
+    /// developer session. A benchmark, not a test: `cargo xtask bench` runs it in release.
+    #[test]
+    #[ignore = "benchmark: run with `cargo test --release -p sensor --lib -- --ignored bench_ --nocapture`"]
+    fn bench_shipped_ruleset_throughput() {
+        let text = include_str!("../../../tests/corpus/benign-dev-shell.jsonl");
+        let events: Vec<crate::event::Event> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let rules = load_from(true, &[]).expect("shipped rules");
+        let mut scratch = crate::rules::Scratch::new();
+        let mut out = Vec::new();
+        let rounds = 200;
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            for ev in &events {
+                out.clear();
+                rules.evaluate(&mut scratch, ev, &mut out);
+            }
+        }
+        let n = (rounds * events.len()) as f64;
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "bench: shipped ruleset ({} rules) x {} events x {rounds}: {:.0} events/s ({:.0} ns/event)",
+            rules.rules().len(),
+            events.len(),
+            n / secs,
+            secs * 1e9 / n
+        );
+    }
+}
