@@ -30,6 +30,17 @@ pub fn sensor_bin() -> PathBuf {
     target.join("debug/sensor")
 }
 
+/// How long a kernel test waits for an event it caused.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A filter for these event kinds only.
+pub fn kinds(k: &[sensor::event::Kind]) -> EventFilter {
+    EventFilter {
+        kinds: k.to_vec(),
+        ..EventFilter::default()
+    }
+}
+
 /// Kernel tests need root to load probes. Says why when it cannot run (never silently).
 pub fn require_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {

@@ -14,16 +14,7 @@ use sensor::{
     event::{Kind, Outcome},
     health::DROP_RULE_ID,
 };
-use sensor_tests::{Agent, require_root};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn kinds(k: &[Kind]) -> EventFilter {
-    EventFilter {
-        kinds: k.to_vec(),
-        ..EventFilter::default()
-    }
-}
+use sensor_tests::{Agent, WAIT, kinds, require_root};
 
 #[test]
 fn probes_attach_and_report_failures_with_reasons() {

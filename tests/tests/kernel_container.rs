@@ -2,17 +2,8 @@
 
 use std::time::Duration;
 
-use sensor::{api::EventFilter, event::Kind};
-use sensor_tests::{Agent, require_root, runc};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn kinds(k: &[Kind]) -> EventFilter {
-    EventFilter {
-        kinds: k.to_vec(),
-        ..EventFilter::default()
-    }
-}
+use sensor::event::Kind;
+use sensor_tests::{Agent, WAIT, kinds, require_root, runc};
 
 #[test]
 fn container_process_is_attributed_to_its_runc_container() {
