@@ -174,7 +174,14 @@ fn test() -> anyhow::Result<()> {
     }
     sh(cargo()
         // --tests: no doc-test run, whose "0 passed" would be the last line CI reads.
-        .args(["test", "-p", "sensor-tests", "--tests", "--", "--test-threads=1"])
+        .args([
+            "test",
+            "-p",
+            "sensor-tests",
+            "--tests",
+            "--",
+            "--test-threads=1",
+        ])
         .env("SENSOR_BIN", &bin))?;
     Ok(())
 }
