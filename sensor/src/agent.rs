@@ -104,6 +104,7 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         .iter()
         .map(|k| (k.as_str().to_owned(), s.received(*k)))
         .collect::<BTreeMap<_, _>>();
+    let latency = s.alert_latency_ms();
     let (report, kernel) = shared
         .probes
         .lock()
@@ -132,9 +133,9 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         alerts: s.alerts.load(Ordering::Relaxed),
         alert_log_errors: s.alert_log_errors.load(Ordering::Relaxed),
         ioc_indicators: s.ioc_indicators.load(Ordering::Relaxed),
-        alert_latency_p50_ms: s.alert_latency_ms().0,
-        alert_latency_p99_ms: s.alert_latency_ms().1,
-        alert_latency_samples: s.alert_latency_ms().2,
+        alert_latency_p50_ms: latency.0,
+        alert_latency_p99_ms: latency.1,
+        alert_latency_samples: latency.2,
         subscribers: hub.subscribers(),
         state_dir: opts.state_dir.0.display().to_string(),
         rules: shared.rules.lock().map(|r| r.clone()).unwrap_or_default(),

@@ -445,6 +445,17 @@ impl Loader<'_> {
     }
 
     /// Registers a scalar as a condition source; returns its index.
+    /// The optional `output:` template of a rule, sequence or threshold (a located error when
+    /// it is not a string).
+    pub(super) fn output_source(&mut self, kv: &[(&str, &Y<'_>, &Y<'_>)]) -> Option<usize> {
+        let o = Self::get(kv, "output")?;
+        let src = self.source(o);
+        if src.is_none() {
+            self.shape(o, "an output template string");
+        }
+        src
+    }
+
     pub(super) fn source(&mut self, n: &Y<'_>) -> Option<usize> {
         let (text, style) = scalar(n).filter(|_| !is_null(n))?;
         self.sources.push(CondSrc {
@@ -509,16 +520,7 @@ impl Loader<'_> {
                 let text = self.sources[s].text.clone();
                 (e, s, text)
             });
-        let output = match Self::get(&kv, "output") {
-            Some(o) => {
-                let src = self.source(o);
-                if src.is_none() {
-                    self.shape(o, "an output template string");
-                }
-                src
-            }
-            None => None,
-        };
+        let output = self.output_source(&kv);
         let exceptions = match Self::get(&kv, "exceptions") {
             Some(e) => self.exceptions(e),
             None => Vec::new(),

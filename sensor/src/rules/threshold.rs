@@ -173,13 +173,7 @@ impl Loader<'_> {
         let by = self
             .scope_name(&kv, n, "threshold", &ThresholdScope::NAMES)
             .and_then(|s| ThresholdScope::parse(&s));
-        let output = Self::get(&kv, "output").and_then(|o| {
-            let src = self.source(o);
-            if src.is_none() {
-                self.shape(o, "an output template string");
-            }
-            src
-        });
+        let output = self.output_source(&kv);
         let tests = Self::get(&kv, "tests")
             .map(|t| self.case_tests(t))
             .unwrap_or_default();
