@@ -45,6 +45,154 @@ pub struct Config {
     pub process_table: ProcessTableConfig,
     pub alert_log: AlertLogConfig,
     pub health: HealthConfig,
+    /// Optional in a config file: the defaults apply to what it leaves out.
+    #[serde(default)]
+    pub baseline: BaselineConfig,
+}
+
+/// Behavioural baselines: what is learned, when learning ends, how anomalies are scored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    pub enabled: bool,
+    /// New workloads start learning on their own; off, only `sensor baseline learn W` does.
+    pub auto_learn: bool,
+    /// Learning ends (→ monitoring) once nothing new was seen for this long ...
+    pub stable_after_secs: u64,
+    /// ... or for this many events, and at least `min_events` were learned.
+    pub stable_quiet_events: u64,
+    pub min_events: u64,
+    /// Workloads tracked; beyond, the least recently active learning one makes room.
+    pub max_workloads: usize,
+    /// Values per feature (executables, paths, peers, ...); beyond, new values count as
+    /// overflow and the workload is reported as too varied.
+    pub max_items: usize,
+    /// A directory with more distinct learned entries than this is learned as `dir/**`.
+    pub collapse_at: usize,
+    /// Time-of-day anomalies need a baseline learned over at least this long.
+    pub time_min_span_secs: u64,
+    /// Volume anomaly: a per-minute count above max(learned max × factor, floor), once the
+    /// baseline has `volume_min_minutes` active minutes.
+    pub volume_factor: f64,
+    pub volume_floor_per_min: u64,
+    pub volume_min_minutes: u64,
+    /// Observations of a family (exec, file, network) after which its novelties score in
+    /// full; fewer scale the score down (confidence).
+    pub maturity_events: u64,
+    /// The same deviation alerts again only after this long.
+    pub realert_secs: u64,
+    /// How often changed baselines are written to the store.
+    pub save_interval_secs: u64,
+    /// Earlier versions kept per workload (for diff and rollback).
+    pub keep_versions: u32,
+    /// Programs that never start a workload below another one (shells, sudo, env, ...).
+    pub launchers: Vec<String>,
+    /// Programs below which every child starts a new workload (sshd, init, tmux, shims).
+    pub boundaries: Vec<String>,
+    /// Executables (globs with `*`) that always start their own workload.
+    pub roots: Vec<String>,
+    /// Workload keys (globs with `*`) never learned.
+    pub ignore: Vec<String>,
+    pub severity: AnomalySeverity,
+    pub weights: AnomalyWeights,
+}
+
+/// Score (0-100) at which an anomaly becomes an alert of each severity; below `low` it is
+/// only counted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalySeverity {
+    pub low: f64,
+    pub medium: f64,
+    pub high: f64,
+    pub critical: f64,
+}
+
+impl Default for AnomalySeverity {
+    fn default() -> Self {
+        Self {
+            low: 25.0,
+            medium: 45.0,
+            high: 70.0,
+            critical: 90.0,
+        }
+    }
+}
+
+/// Points each kind of novelty adds to a score (before confidence scaling).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyWeights {
+    pub new_executable: f64,
+    /// Added when the new program is a shell or interpreter.
+    pub new_shell: f64,
+    pub new_edge: f64,
+    pub new_command: f64,
+    pub new_file_read: f64,
+    pub new_file_write: f64,
+    /// Replaces the read/write weight for files that hold secrets.
+    pub confidential_file: f64,
+    pub restricted_file: f64,
+    pub new_peer: f64,
+    /// Added when the destination port is new too.
+    pub new_port: f64,
+    pub new_listen: f64,
+    pub new_privilege: f64,
+    pub new_user: f64,
+    pub unseen_hour: f64,
+    pub volume: f64,
+}
+
+impl Default for AnomalyWeights {
+    fn default() -> Self {
+        Self {
+            new_executable: 50.0,
+            new_shell: 20.0,
+            new_edge: 30.0,
+            new_command: 15.0,
+            new_file_read: 15.0,
+            new_file_write: 25.0,
+            confidential_file: 45.0,
+            restricted_file: 60.0,
+            new_peer: 30.0,
+            new_port: 20.0,
+            new_listen: 55.0,
+            new_privilege: 60.0,
+            new_user: 40.0,
+            unseen_hour: 50.0,
+            volume: 50.0,
+        }
+    }
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect();
+        Self {
+            enabled: true,
+            auto_learn: true,
+            stable_after_secs: 3600,
+            stable_quiet_events: 50_000,
+            min_events: 200,
+            max_workloads: 1024,
+            max_items: 2048,
+            collapse_at: 64,
+            time_min_span_secs: 86_400,
+            volume_factor: 3.0,
+            volume_floor_per_min: 30,
+            volume_min_minutes: 10,
+            maturity_events: 100,
+            realert_secs: 3600,
+            save_interval_secs: 30,
+            keep_versions: 3,
+            launchers: s(crate::baseline::workload::DEFAULT_LAUNCHERS),
+            boundaries: s(crate::baseline::workload::DEFAULT_BOUNDARIES),
+            roots: Vec::new(),
+            ignore: Vec::new(),
+            severity: AnomalySeverity::default(),
+            weights: AnomalyWeights::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -205,6 +353,64 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        let b = &self.baseline;
+        let sev = &b.severity;
+        if !(0.0 < sev.low
+            && sev.low <= sev.medium
+            && sev.medium <= sev.high
+            && sev.high <= sev.critical
+            && sev.critical <= 100.0)
+        {
+            return Err(invalid(
+                "baseline.severity",
+                "thresholds must rise: 0 < low <= medium <= high <= critical <= 100".into(),
+            ));
+        }
+        if !(b.volume_factor.is_finite() && b.volume_factor >= 1.0) {
+            return Err(invalid(
+                "baseline.volume_factor",
+                "must be a number of at least 1".into(),
+            ));
+        }
+        let w = &b.weights;
+        let weights = [
+            w.new_executable,
+            w.new_shell,
+            w.new_edge,
+            w.new_command,
+            w.new_file_read,
+            w.new_file_write,
+            w.confidential_file,
+            w.restricted_file,
+            w.new_peer,
+            w.new_port,
+            w.new_listen,
+            w.new_privilege,
+            w.new_user,
+            w.unseen_hour,
+            w.volume,
+        ];
+        if weights
+            .iter()
+            .any(|v| !v.is_finite() || *v < 0.0 || *v > 100.0)
+        {
+            return Err(invalid(
+                "baseline.weights",
+                "every weight must be between 0 and 100".into(),
+            ));
+        }
+        if b.max_workloads == 0 || b.max_items == 0 {
+            return Err(invalid(
+                "baseline.max_workloads",
+                "max_workloads and max_items must be at least 1".into(),
+            ));
+        }
+        if b.save_interval_secs == 0 {
+            return Err(invalid(
+                "baseline.save_interval_secs",
+                "must be at least 1".into(),
+            ));
+        }
         if self.alert_log.keep_files == 0 {
             return Err(invalid("alert_log.keep_files", "must be at least 1".into()));
         }
@@ -230,6 +436,9 @@ impl StateDir {
     }
     pub fn socket(&self) -> PathBuf {
         self.0.join("sensor.sock")
+    }
+    pub fn baselines(&self) -> PathBuf {
+        self.0.join("baselines.db")
     }
 }
 

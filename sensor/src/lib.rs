@@ -14,6 +14,7 @@
 pub mod agent;
 pub mod alert;
 pub mod api;
+pub mod baseline;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -176,6 +176,11 @@ impl Scanner {
     }
 }
 
+/// How sensitive a file is by its path alone.
+pub fn classify_path(path: &str) -> Classification {
+    patterns::classify_path(path)
+}
+
 fn field_index(field: &str) -> usize {
     field
         .rsplit_once('[')

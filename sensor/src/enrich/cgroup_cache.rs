@@ -24,10 +24,15 @@ const MISS_RETRY_NS: u64 = 2_000_000_000;
 pub struct CgroupInfo {
     pub path: String,
     pub attribution: Attribution,
+    /// Name and image of the container, from the runtime's state (looked up once).
+    pub meta: Option<super::container_meta::ContainerMeta>,
 }
 
 pub struct CgroupCache {
     root: Option<PathBuf>,
+    host_root: PathBuf,
+    /// Container metadata lookups so far per cgroup: (tries, last try at).
+    meta_tries: HashMap<u64, (u8, u64)>,
     known: HashMap<u64, CgroupInfo>,
     misses: HashMap<u64, u64>,
     pub walks: u64,
@@ -45,6 +50,8 @@ impl CgroupCache {
     pub fn new(host_root: &Path) -> Self {
         Self {
             root: cgroup2_root(host_root),
+            host_root: host_root.to_owned(),
+            meta_tries: HashMap::new(),
             known: HashMap::new(),
             misses: HashMap::new(),
             walks: 0,
@@ -83,8 +90,20 @@ impl CgroupCache {
                         self.known.clear();
                     }
                     let attribution = attribute(&path);
-                    self.known.insert(id, CgroupInfo { path, attribution });
+                    let meta = attribution
+                        .container
+                        .as_ref()
+                        .and_then(|c| super::container_meta::lookup(&self.host_root, c));
+                    self.known.insert(
+                        id,
+                        CgroupInfo {
+                            path,
+                            attribution,
+                            meta,
+                        },
+                    );
                     self.misses.remove(&id);
+                    self.meta_tries.insert(id, (1, now_ns));
                 }
                 None => {
                     if self.misses.len() >= MAX_ENTRIES {
@@ -95,7 +114,32 @@ impl CgroupCache {
                 }
             }
         }
+        self.retry_meta(id, now_ns);
         self.known.get(&id)
+    }
+
+    /// A runtime writes its state after the container's first process runs: a container seen
+    /// before that gets its name and image on a later event (a few tries, a second apart).
+    fn retry_meta(&mut self, id: u64, now_ns: u64) {
+        const TRIES: u8 = 10;
+        let Some(info) = self.known.get_mut(&id) else {
+            return;
+        };
+        if info.meta.is_some() {
+            return;
+        }
+        let Some(c) = info.attribution.container.as_ref() else {
+            return;
+        };
+        let entry = self.meta_tries.entry(id).or_insert((0, 0));
+        if entry.0 >= TRIES || now_ns.saturating_sub(entry.1) < 1_000_000_000 {
+            return;
+        }
+        *entry = (entry.0 + 1, now_ns);
+        info.meta = super::container_meta::lookup(&self.host_root, c);
+        if self.meta_tries.len() >= MAX_ENTRIES {
+            self.meta_tries.clear();
+        }
     }
 
     fn lookup(&mut self, id: u64, pid: u32, procfs: &ProcFs) -> Option<String> {

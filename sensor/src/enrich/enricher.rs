@@ -269,6 +269,8 @@ impl Enricher {
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_else(|| "unknown".into()),
                 pod_uid: c.pod_uid.clone(),
+                name: i.meta.as_ref().and_then(|m| m.name.clone()),
+                image: i.meta.as_ref().and_then(|m| m.image.clone()),
             })
         });
         let service = info.as_ref().and_then(|i| {

@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod cgroup_cache;
+pub mod container_meta;
 pub mod enricher;
 pub mod process_table;
 pub mod procfs;

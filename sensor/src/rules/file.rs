@@ -1551,6 +1551,8 @@ fn container(ev: &mut Event) -> &mut Container {
         id: String::new(),
         runtime: String::new(),
         pod_uid: None,
+        name: None,
+        image: None,
     })
 }
 
