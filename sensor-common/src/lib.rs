@@ -20,6 +20,28 @@ pub const MAP_IOC_V4: &str = "IOC_V4";
 pub const MAP_IOC_V6: &str = "IOC_V6";
 /// Capacity of each IOC trie.
 pub const IOC_MAX_ENTRIES: u32 = 65536;
+/// Syscall learning (only while a workload learns): cgroup id → slot, tgid → slot (children
+/// inherit their parent's at fork, in the kernel), and slot → bitmap of syscall numbers.
+pub const MAP_LEARN_CGROUPS: &str = "LEARN_CGROUPS";
+pub const MAP_LEARN_PIDS: &str = "LEARN_PIDS";
+pub const MAP_LEARN_BITMAPS: &str = "LEARN_BITMAPS";
+pub const LEARN_MAX_PIDS: u32 = 65536;
+pub const LEARN_MAX_CGROUPS: u32 = 4096;
+pub const LEARN_MAX_SLOTS: u32 = 1024;
+/// Syscall numbers below this are recorded (x86_64 has about 460).
+pub const LEARN_SYSCALLS: u32 = 512;
+/// The program name of the syscall recorder (`raw_syscalls/sys_enter`), attached only while
+/// some workload learns.
+pub const PROG_LEARN_SYSCALLS: &str = "learn_syscalls";
+
+/// One slot's syscalls: bit `n % 64` of word `n / 64` is syscall `n`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallBitmap {
+    pub words: [u64; (LEARN_SYSCALLS / 64) as usize],
+}
+const _: () = assert!(core::mem::size_of::<SyscallBitmap>() == 64);
+
 /// Name of the load-time configuration global.
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
@@ -319,4 +341,5 @@ mod user {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::SyscallBitmap {}
 }

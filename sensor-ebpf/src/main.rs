@@ -5,11 +5,16 @@
 //! running kernel's BTF through [`CONFIG`] (no CO-RE in Rust eBPF, nothing hard-coded).
 //!
 //! Layout: `common` (config, counters, headers, output), `process` (exec/fork/exit),
-//! `syscalls` (the enter/exit pairs of file, network and privilege syscalls).
+//! `syscalls` (the enter/exit pairs of file, network and privilege syscalls), `learn`
+//! (syscall sets of learning workloads).
 #![no_std]
+// Atomic OR on map memory (BPF_ATOMIC); core's AtomicU64 has no RMW on the BPF target.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 #![no_main]
 
 mod common;
+mod learn;
 mod process;
 mod syscalls;
 

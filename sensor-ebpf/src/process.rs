@@ -101,6 +101,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
     if child_pid != child_tgid {
         return 0;
     }
+    crate::learn::inherit(child_tgid);
     let Some(buf) = scratch() else {
         count(KIND_FORK, CTR_ERRORS);
         return 0;

@@ -62,6 +62,11 @@ enum Control {
     Alert(Box<crate::alert::Alert>),
     /// New indicators (already in the kernel tries).
     Ioc(Arc<crate::ioc::IocSet>),
+    /// A `sensor baseline ...` command and where its reply goes.
+    Baseline(
+        crate::baseline::Command,
+        tokio::sync::oneshot::Sender<crate::baseline::Reply>,
+    ),
 }
 
 pub struct RunOptions {
@@ -79,6 +84,8 @@ struct Shared {
     rules: Mutex<RulesStatus>,
     /// Snapshot of the pipeline's incidents, refreshed every second.
     incidents: Mutex<Vec<crate::rules::incidents::Incident>>,
+    /// Snapshot of the baselines' state, refreshed every second.
+    baseline: Mutex<api::BaselineStatus>,
 }
 
 impl Shared {
@@ -139,6 +146,11 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         subscribers: hub.subscribers(),
         state_dir: opts.state_dir.0.display().to_string(),
         rules: shared.rules.lock().map(|r| r.clone()).unwrap_or_default(),
+        baseline: shared
+            .baseline
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -216,6 +228,21 @@ pub async fn run(
     );
     pipeline.detector.set_ioc(ioc, false);
     pipeline.set_dlp(cfg.dlp.redact, cfg.dlp.scan_files);
+    let (mut baseline_store, baseline_error) = match open_baselines(&cfg.baseline, &opts.state_dir)
+    {
+        Ok(Some((store, loaded))) => {
+            tracing::info!(workloads = loaded.len(), "baselines loaded");
+            let mut engine = crate::baseline::Engine::new(cfg.baseline.clone());
+            engine.load(loaded);
+            pipeline.baseline = Some(engine);
+            (Some(store), None)
+        }
+        Ok(None) => (None, None),
+        Err(error) => {
+            tracing::error!(%error, "behavioural baselines are off");
+            (None, Some(error))
+        }
+    };
     // After attach: whatever starts from here on is seen by the probes.
     let seeded = pipeline.enricher.seed();
     tracing::info!(processes = seeded, "process table seeded from /proc");
@@ -232,9 +259,25 @@ pub async fn run(
         stats: stats.clone(),
         rules: Mutex::new(rules_status),
         incidents: Mutex::new(Vec::new()),
+        baseline: Mutex::new(api::BaselineStatus {
+            enabled: cfg.baseline.enabled,
+            error: baseline_error.clone(),
+            ..Default::default()
+        }),
     });
+    if let Some(error) = &baseline_error {
+        let alert = crate::alert::Alert::new(
+            "sensor.baseline_store_unavailable",
+            "Baseline store unavailable",
+            crate::alert::Severity::High,
+            format!("behavioural baselines are off: {error}"),
+        )
+        .with_tag("sensor-health");
+        write_alert(&mut alert_log, &stats, &alert);
+    }
     // Unbounded: reloads and self-alerts are rare, and a reload must never be dropped.
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
+    let baseline_tx = ctl_tx.clone();
     let reload_task = tokio::spawn(reload_loop(
         opts.config.rules.clone(),
         opts.config.ioc.paths.clone(),
@@ -265,6 +308,12 @@ pub async fn run(
                     .unwrap_or_default()
             })
         },
+        baseline: Box::new(move |cmd| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            // A closed channel drops `tx`: the caller sees the agent going away.
+            let _ = baseline_tx.send(Control::Baseline(cmd, tx));
+            rx
+        }),
     });
     let api_task = tokio::spawn(server::serve(listener, ctx));
     // `<state>/status.json`, rewritten every second: a heartbeat for monitoring that needs no
@@ -303,11 +352,15 @@ pub async fn run(
     let pipe_shared = shared.clone();
     let pipe_hub = hub.clone();
     let incidents_file = opts.state_dir.0.join("incidents.jsonl");
+    let save_every = Duration::from_secs(opts.config.baseline.save_interval_secs);
+    let proc_root = opts.host_root.join("proc");
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
             let mut monitor = DropMonitor::new(interval);
             let mut last_health = Instant::now();
+            let mut last_save = Instant::now();
+            let mut learn_slots = LearnSlots::default();
             loop {
                 // Control first (biased), so a reload takes effect before the next batch.
                 let next = handle.block_on(async {
@@ -328,6 +381,20 @@ pub async fn run(
                         }
                     }
                     Ok(Err(Control::Ioc(set))) => pipeline.detector.set_ioc(set, false),
+                    Ok(Err(Control::Baseline(cmd, reply))) => {
+                        let r = match pipeline.baseline.as_mut() {
+                            Some(engine) => crate::baseline::apply(
+                                engine,
+                                baseline_store.as_mut(),
+                                cmd,
+                                Clock::unix_now(),
+                            ),
+                            None => crate::baseline::Reply::Error(
+                                "behavioural baselines are off (see `sensor status`)".into(),
+                            ),
+                        };
+                        let _ = reply.send(r);
+                    }
                     Ok(Err(Control::Alert(a))) => {
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
                         write_alert(&mut alert_log, &stats, &a);
@@ -362,6 +429,18 @@ pub async fn run(
                     if let Ok(mut snap) = pipe_shared.incidents.lock() {
                         *snap = tracker.all().cloned().collect();
                     }
+                    if let Some(engine) = pipeline.baseline.as_mut() {
+                        engine.tick(Clock::unix_now());
+                        learn_slots.sync(engine, &pipe_shared, &proc_root);
+                        if last_save.elapsed() >= save_every {
+                            last_save = Instant::now();
+                            save_baselines(engine, baseline_store.as_mut());
+                        }
+                        if let Ok(mut st) = pipe_shared.baseline.lock() {
+                            fill_baseline_status(&mut st, engine, baseline_store.as_ref());
+                            st.syscall_learning = learn_slots.recording;
+                        }
+                    }
                     if let Some(alert) = monitor.check(&pipe_shared.losses(), last_health) {
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
                         write_alert(&mut alert_log, &stats, &alert);
@@ -370,6 +449,9 @@ pub async fn run(
             }
             for alert in pipeline.finish() {
                 write_alert(&mut alert_log, &stats, &alert);
+            }
+            if let Some(engine) = pipeline.baseline.as_mut() {
+                save_baselines(engine, baseline_store.as_mut());
             }
             if let Err(error) = alert_log.flush() {
                 tracing::warn!(%error, "alert log flush failed at shutdown");
@@ -394,6 +476,120 @@ pub async fn run(
         Ok(Ok(())) => Ok(()),
         _ => Err(AgentError::Pipeline("panicked".into())),
     }
+}
+
+/// Kernel slots of learning workloads (the syscall recorder's bitmaps).
+#[derive(Default)]
+struct LearnSlots {
+    by_workload: std::collections::HashMap<String, u64>,
+    next: u64,
+    recording: bool,
+    /// The last failure, logged once until it changes.
+    last_error: Option<String>,
+}
+
+impl LearnSlots {
+    /// Enrol learning workloads in the kernel and fold what it recorded into them.
+    fn sync(
+        &mut self,
+        engine: &mut crate::baseline::Engine,
+        shared: &Shared,
+        proc_root: &std::path::Path,
+    ) {
+        let targets = engine.learning_targets();
+        self.by_workload
+            .retain(|k, _| targets.iter().any(|(t, _, _)| t == k));
+        let mut plan = Vec::with_capacity(targets.len());
+        for (key, cgroups, pids) in targets {
+            if plan.len() >= sensor_common::LEARN_MAX_SLOTS as usize {
+                break;
+            }
+            let slot = *self.by_workload.entry(key).or_insert_with(|| {
+                self.next += 1;
+                self.next
+            });
+            plan.push(probes::learn::LearnSlot {
+                slot,
+                cgroups,
+                pids,
+            });
+        }
+        let Ok(mut probes) = shared.probes.lock() else {
+            return;
+        };
+        match probes.learn_sync(&plan, proc_root) {
+            Ok(seen) => {
+                self.last_error = None;
+                for (key, slot) in &self.by_workload {
+                    if let Some(calls) = seen.get(slot) {
+                        engine.merge_syscalls(key, calls);
+                    }
+                }
+            }
+            Err(error) => {
+                let e = error.to_string();
+                if self.last_error.as_deref() != Some(&e) {
+                    tracing::warn!(error = %e, "syscall learning unavailable");
+                    self.last_error = Some(e);
+                }
+            }
+        }
+        self.recording = probes.syscall_learning();
+    }
+}
+
+type LoadedBaselines = (
+    crate::baseline::store::Store,
+    Vec<crate::baseline::model::Baseline>,
+);
+
+/// The baseline store and what it holds (`None` when baselines are disabled), or why it
+/// cannot be used.
+fn open_baselines(
+    cfg: &crate::config::BaselineConfig,
+    state: &StateDir,
+) -> Result<Option<LoadedBaselines>, String> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let store = crate::baseline::store::Store::open(&state.baselines(), cfg.keep_versions)
+        .map_err(|e| e.to_string())?;
+    let (loaded, problems) = store.load().map_err(|e| e.to_string())?;
+    for p in problems {
+        tracing::warn!(problem = %p, "baseline skipped");
+    }
+    Ok(Some((store, loaded)))
+}
+
+fn save_baselines(
+    engine: &mut crate::baseline::Engine,
+    store: Option<&mut crate::baseline::store::Store>,
+) {
+    let Some(store) = store else {
+        return;
+    };
+    let changes = engine.take_changes();
+    if let Err(error) = store.save(&changes, Clock::unix_now()) {
+        tracing::error!(%error, "cannot save baselines; they stay in memory and are retried");
+        engine.restore_changes(changes);
+    }
+}
+
+fn fill_baseline_status(
+    st: &mut api::BaselineStatus,
+    engine: &crate::baseline::Engine,
+    store: Option<&crate::baseline::store::Store>,
+) {
+    use crate::baseline::model::Mode;
+    let count = |m: Mode| engine.baselines().filter(|b| b.mode == m).count();
+    st.workloads = engine.len();
+    st.learning = count(Mode::Learning);
+    st.monitoring = count(Mode::Monitoring);
+    st.frozen = count(Mode::Frozen);
+    st.values = engine.baselines().map(|b| b.model.size()).sum();
+    st.store_bytes = store.map_or(0, |s| s.size());
+    st.processes_tracked = engine.tracked_processes();
+    st.stats = engine.stats;
 }
 
 fn rules_status(rules: &crate::rules::RuleSet, cfg: &RulesConfig, generation: u64) -> RulesStatus {

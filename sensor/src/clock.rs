@@ -31,6 +31,11 @@ impl Clock {
     }
 
     /// Boot-time nanoseconds now.
+    /// Wall-clock unix seconds.
+    pub fn unix_now() -> i64 {
+        OffsetDateTime::now_utc().unix_timestamp()
+    }
+
     pub fn boot_ns_now() -> u64 {
         clock_gettime(ClockId::CLOCK_BOOTTIME)
             .map(ns)

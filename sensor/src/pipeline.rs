@@ -26,6 +26,8 @@ pub struct Outcome {
 pub struct Pipeline {
     pub enricher: Enricher,
     pub detector: Detector,
+    /// Behavioural baselines (learning and anomaly scoring), when enabled.
+    pub baseline: Option<crate::baseline::Engine>,
     /// Secrets on command lines: found, alerted, and (when `redact`) removed from the event and
     /// the process table before anything is written anywhere.
     dlp: crate::dlp::Scanner,
@@ -43,6 +45,7 @@ impl Pipeline {
         Self {
             enricher: Enricher::new(opts, clock),
             detector,
+            baseline: None,
             dlp: crate::dlp::Scanner::new(),
             redact: true,
             // Off unless the live agent turns it on: a replay's paths are another host's.
@@ -232,6 +235,9 @@ impl Pipeline {
             alerts.push(a);
         }
         self.detector.detect(&event, &mut alerts);
+        if let Some(b) = &mut self.baseline {
+            b.observe(&event, &mut alerts);
+        }
         self.stats
             .alerts
             .fetch_add(alerts.len() as u64, Ordering::Relaxed);

@@ -48,6 +48,10 @@ pub enum Request {
     Status,
     /// Open incidents and the recently closed ones the agent still holds.
     Incidents,
+    /// A `sensor baseline ...` command, run by the agent on its live baselines.
+    Baseline {
+        command: crate::baseline::Command,
+    },
     /// Recent events (up to `recent`), then, with `follow`, live ones until the client leaves.
     Events {
         #[serde(default)]
@@ -65,6 +69,7 @@ pub enum Request {
 pub enum Response {
     Status(Box<StatusReport>),
     Incidents(Vec<crate::rules::incidents::Incident>),
+    Baseline(Box<crate::baseline::Reply>),
     Event(Box<Event>),
     /// The subscriber's queue overflowed: this many events were lost to it since the last
     /// such line.
@@ -141,6 +146,28 @@ pub struct StatusReport {
     pub subscribers: usize,
     pub state_dir: String,
     pub rules: RulesStatus,
+    #[serde(default)]
+    pub baseline: BaselineStatus,
+}
+
+/// Baselines in `sensor status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BaselineStatus {
+    pub enabled: bool,
+    /// Why baselines are off although enabled (a damaged or foreign store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub workloads: usize,
+    pub learning: usize,
+    pub monitoring: usize,
+    pub frozen: usize,
+    /// Values learned across all workloads, and the store's size on disk.
+    pub values: usize,
+    pub store_bytes: u64,
+    pub processes_tracked: usize,
+    /// The kernel records syscalls of learning workloads (the program is attached).
+    pub syscall_learning: bool,
+    pub stats: crate::baseline::engine::EngineStats,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

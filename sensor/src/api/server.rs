@@ -14,12 +14,19 @@ use tokio::{
 use super::{ApiError, Request, Response, StatusReport, hub::Hub};
 
 /// Longest request line accepted.
-const MAX_REQUEST: usize = 64 * 1024;
+/// Large enough for an imported baseline.
+const MAX_REQUEST: usize = 32 * 1024 * 1024;
 
 pub struct ApiContext {
     pub hub: Arc<Hub>,
     pub status: Box<dyn Fn() -> StatusReport + Send + Sync>,
     pub incidents: Box<dyn Fn() -> Vec<crate::rules::incidents::Incident> + Send + Sync>,
+    /// Hands a baseline command to the pipeline thread; the reply comes back on the channel.
+    pub baseline: Box<
+        dyn Fn(crate::baseline::Command) -> tokio::sync::oneshot::Receiver<crate::baseline::Reply>
+            + Send
+            + Sync,
+    >,
 }
 
 /// Bind the socket: a stale socket from a previous run is replaced, anything else at the path
@@ -106,6 +113,12 @@ async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError
     match req {
         Request::Status => write_line(&mut w, &Response::Status(Box::new((ctx.status)()))).await,
         Request::Incidents => write_line(&mut w, &Response::Incidents((ctx.incidents)())).await,
+        Request::Baseline { command } => {
+            let reply = (ctx.baseline)(command).await.unwrap_or_else(|_| {
+                crate::baseline::Reply::Error("the agent is shutting down".into())
+            });
+            write_line(&mut w, &Response::Baseline(Box::new(reply))).await
+        }
         Request::Events {
             follow,
             recent,

@@ -158,6 +158,8 @@ pub struct Engine {
     /// (boot_ns, unix secs) of the last parsed timestamp: most events derive their time from
     /// it without parsing.
     time_anchor: Option<(u64, i64)>,
+    /// The newest event time seen (unix seconds).
+    latest: i64,
     pub stats: EngineStats,
 }
 
@@ -182,6 +184,7 @@ impl Engine {
             archived: Vec::new(),
             removed: Vec::new(),
             time_anchor: None,
+            latest: 0,
             stats: EngineStats::default(),
         }
     }
@@ -231,6 +234,20 @@ impl Engine {
         }
     }
 
+    /// The newest event time seen: a replay's "now".
+    pub fn event_clock(&self) -> Option<i64> {
+        (self.latest > 0).then_some(self.latest)
+    }
+
+    /// Changes a store failed to write: kept for the next save.
+    pub fn restore_changes(&mut self, changes: Changes) {
+        for b in changes.changed {
+            self.dirty.insert(b.workload.key());
+        }
+        self.archived.extend(changes.archived);
+        self.removed.extend(changes.removed);
+    }
+
     fn unix_time(&mut self, ev: &Event) -> i64 {
         const REANCHOR_NS: u64 = 60_000_000_000;
         if let Some((b, u)) = self.time_anchor
@@ -269,6 +286,7 @@ impl Engine {
             return;
         }
         let now = self.unix_time(ev);
+        self.latest = self.latest.max(now);
         if !self.workloads.contains_key(&key) {
             if !self.cfg.auto_learn {
                 self.stats.untracked += 1;
@@ -504,54 +522,40 @@ impl Engine {
         Ok((key, v))
     }
 
-    /// Processes and cgroups of learning workloads (the kernel records their syscalls).
-    pub fn learning_targets(&self) -> (Vec<u64>, Vec<u32>) {
-        let mut cgroups = Vec::new();
-        let mut pids = Vec::new();
-        for (key, b) in &self.workloads {
-            if b.mode != Mode::Learning {
-                continue;
-            }
-            match b.workload.kind {
-                WorkloadKind::Container | WorkloadKind::Unit => {
-                    if let Some(l) = self.live.get(key) {
-                        cgroups.extend(l.cgroups.iter().copied());
-                    }
-                }
-                WorkloadKind::Exe => pids.extend(self.assignments.pids_of(key)),
-            }
-        }
-        (cgroups, pids)
+    /// Learning workloads with their cgroups (containers, units) or processes (programs):
+    /// the kernel records their syscalls.
+    pub fn learning_targets(&self) -> Vec<(String, Vec<u64>, Vec<u32>)> {
+        let mut pids = self.assignments.by_workload();
+        self.workloads
+            .iter()
+            .filter(|(_, b)| b.mode == Mode::Learning)
+            .map(|(key, b)| match b.workload.kind {
+                WorkloadKind::Container | WorkloadKind::Unit => (
+                    key.clone(),
+                    self.live
+                        .get(key)
+                        .map(|l| l.cgroups.iter().copied().collect())
+                        .unwrap_or_default(),
+                    Vec::new(),
+                ),
+                WorkloadKind::Exe => (
+                    key.clone(),
+                    Vec::new(),
+                    pids.remove(key).unwrap_or_default(),
+                ),
+            })
+            .collect()
     }
 
-    /// Syscalls the kernel saw for a cgroup or process of a learning workload.
-    pub fn merge_syscalls(&mut self, cgroup: Option<u64>, pid: Option<u32>, syscalls: &[u32]) {
-        if syscalls.is_empty() {
-            return;
-        }
-        let key = match (cgroup, pid) {
-            (Some(cg), _) => self
-                .live
-                .iter()
-                .find(|(_, l)| l.cgroups.contains(&cg))
-                .map(|(k, _)| k.clone()),
-            (None, Some(pid)) => self
-                .workloads
-                .keys()
-                .find(|k| self.assignments.pids_of(k).any(|p| p == pid))
-                .cloned(),
-            _ => None,
-        };
-        let Some(key) = key else {
-            return;
-        };
-        if let Some(b) = self.workloads.get_mut(&key)
+    /// Syscalls the kernel recorded for a learning workload.
+    pub fn merge_syscalls(&mut self, workload: &str, syscalls: &[u32]) {
+        if let Some(b) = self.workloads.get_mut(workload)
             && b.mode == Mode::Learning
         {
             let before = b.model.syscalls.len();
             b.model.syscalls.extend(syscalls.iter().copied());
             if b.model.syscalls.len() != before {
-                self.dirty.insert(key);
+                self.dirty.insert(workload.to_owned());
             }
         }
     }

@@ -198,11 +198,17 @@ impl Assignments {
         self.by_pid.is_empty()
     }
 
-    pub fn pids_of<'a>(&'a self, key: &'a str) -> impl Iterator<Item = u32> + 'a {
-        self.by_pid.iter().filter_map(move |(pid, a)| match a {
-            Assigned::Workload(w) if w.key() == key => Some(*pid),
-            _ => None,
-        })
+    /// Live pids grouped by workload key.
+    pub fn by_workload(&self) -> HashMap<String, Vec<u32>> {
+        let mut keys: HashMap<*const WorkloadId, String> = HashMap::new();
+        let mut out: HashMap<String, Vec<u32>> = HashMap::new();
+        for (pid, a) in &self.by_pid {
+            if let Assigned::Workload(w) = a {
+                let k = keys.entry(Arc::as_ptr(w)).or_insert_with(|| w.key());
+                out.entry(k.clone()).or_default().push(*pid);
+            }
+        }
+        out
     }
 
     /// The workload of the event's process, updating the map for exec/fork/exit.
@@ -250,8 +256,12 @@ impl Assignments {
         let parent_exe = parent.and_then(|p| p.executable.as_deref().or(p.name.as_deref()));
         let parent_assigned = parent.and_then(|p| self.by_pid.get(&p.pid)).cloned();
         match parent_assigned {
-            // Below a boundary everything starts afresh, even if the parent was known.
-            _ if parent_exe.is_none_or(|e| attr.is_boundary(e)) => start(attr, ev, exe),
+            // Below a boundary (or init, whatever its name) everything starts afresh.
+            _ if parent.is_none_or(|p| p.pid <= 1)
+                || parent_exe.is_none_or(|e| attr.is_boundary(e)) =>
+            {
+                start(attr, ev, exe)
+            }
             Some(Assigned::Workload(w)) => Assigned::Workload(w),
             Some(Assigned::Session) => start(attr, ev, exe),
             None => self.by_ancestry(attr, ev),
@@ -279,7 +289,7 @@ impl Assignments {
             let Some(exe) = a.executable.as_deref().or(a.name.as_deref()) else {
                 break;
             };
-            if attr.is_boundary(exe) {
+            if a.pid <= 1 || attr.is_boundary(exe) {
                 break;
             }
             if attr.is_root(exe) {

@@ -5,6 +5,7 @@
 
 pub mod btf;
 pub mod decode;
+pub mod learn;
 pub mod reader;
 
 use std::{
@@ -112,15 +113,26 @@ pub struct Probes {
     ebpf: Ebpf,
     counters: PerCpuArray<MapData, u64>,
     pub report: AttachReport,
+    /// The syscall recorder's link while some workload learns.
+    learn_link: Option<aya::programs::trace_point::TracePointLinkId>,
 }
 
 /// Where a program attaches, derived from its name.
 enum Hook {
-    Syscall { tracepoint: String },
-    Btf { target: &'static str },
+    Syscall {
+        tracepoint: String,
+    },
+    Btf {
+        target: &'static str,
+    },
+    /// Loaded at start, attached only when needed.
+    OnDemand,
 }
 
 fn hook_for(name: &str) -> Option<Hook> {
+    if name == sensor_common::PROG_LEARN_SYSCALLS {
+        return Some(Hook::OnDemand);
+    }
     if let Some(s) = name.strip_prefix("enter_") {
         return Some(Hook::Syscall {
             tracepoint: format!("sys_enter_{s}"),
@@ -260,6 +272,13 @@ impl Probes {
                 (Some(Hook::Btf { target }), Program::BtfTracePoint(p)) => {
                     Self::attach_btf(p, target, &aya_btf)
                 }
+                (Some(Hook::OnDemand), Program::TracePoint(p)) => {
+                    // Not part of the attach report: it attaches while workloads learn.
+                    if let Err(e) = p.load() {
+                        tracing::warn!(program = name, reason = %short_reason(&e), "syscall learning unavailable");
+                    }
+                    continue;
+                }
                 _ => Err("no hook known for this program".to_owned()),
             };
             match result {
@@ -305,6 +324,7 @@ impl Probes {
                 ebpf,
                 counters,
                 report,
+                learn_link: None,
             },
             ring,
         ))

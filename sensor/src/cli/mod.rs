@@ -1,5 +1,7 @@
 //! The `sensor` command line. Flags say how to run; the config says what to watch.
 
+mod baseline;
+
 use std::{
     collections::HashSet,
     io::{IsTerminal, Write},
@@ -91,6 +93,9 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Behavioural baselines: list, inspect, export/import, learn, freeze, reset. Acts on the
+    /// running agent; when none runs, on the store file in the state dir.
+    Baseline(baseline::BaselineArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,6 +221,10 @@ pub struct ReplayArgs {
     /// Print the events too, not only the alerts.
     #[arg(long)]
     pub events: bool,
+    /// Learn and score with the baselines in this store file (created when missing, saved
+    /// back at the end). Without it, a replay runs the rules only.
+    #[arg(long)]
+    pub baselines: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -292,6 +301,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Rules { command } => rules_cmd(cli.config.as_deref(), command),
         Command::Selftest { wait, json } => selftest(&state, wait, json),
         Command::Incidents { command } => incidents_cmd(&state, command),
+        Command::Baseline(args) => baseline::main(&state, cli.config.as_deref(), args),
         Command::Config { command } => match command {
             ConfigCommand::Check { file } => {
                 let path = file.or(cli.config);
@@ -682,6 +692,20 @@ fn replay(config: Option<&Path>, args: ReplayArgs) -> anyhow::Result<()> {
         std::sync::Arc::new(crate::ioc::IocSet::load(&cfg.ioc.paths)?),
         true,
     );
+    let mut store = match &args.baselines {
+        Some(path) => {
+            let store = crate::baseline::store::Store::open(path, cfg.baseline.keep_versions)?;
+            let (loaded, problems) = store.load()?;
+            for p in problems {
+                eprintln!("warning: {p}");
+            }
+            let mut engine = crate::baseline::Engine::new(cfg.baseline.clone());
+            engine.load(loaded);
+            pipeline.baseline = Some(engine);
+            Some(store)
+        }
+        None => None,
+    };
     let color = color();
     let mut out = std::io::stdout().lock();
     let (mut events, mut alerts, mut bad) = (0u64, 0u64, 0u64);
@@ -734,6 +758,23 @@ fn replay(config: Option<&Path>, args: ReplayArgs) -> anyhow::Result<()> {
         writeln!(out, "{l}")?;
     }
     eprintln!("replayed {events} events: {alerts} alerts, {bad} unreadable lines");
+    if let (Some(engine), Some(store)) = (pipeline.baseline.as_mut(), store.as_mut()) {
+        // The replay's own clock decides whether quiet learners became stable.
+        if let Some(t) = engine.event_clock() {
+            engine.tick(t);
+        }
+        let st = engine.stats;
+        store.save(&engine.take_changes(), Clock::unix_now())?;
+        eprintln!(
+            "baselines: {} workloads, {} events learned or scored, {} anomalies ({} below threshold, {} repeats suppressed), {} sessions not learned",
+            engine.len(),
+            st.events,
+            st.anomalies,
+            st.below_threshold,
+            st.suppressed,
+            st.sessions
+        );
+    }
     if bad > 0 {
         bail!("{bad} lines of {} were not events", args.file.display());
     }
@@ -864,5 +905,25 @@ pub fn human_status(s: &StatusReport) -> String {
         s.alert_log_errors,
         s.subscribers
     ));
+    let b = &s.baseline;
+    if let Some(e) = &b.error {
+        o.push_str(&format!("baselines: OFF: {e}\n"));
+    } else if b.enabled {
+        o.push_str(&format!(
+            "baselines: {} workloads ({} learning, {} monitoring, {} frozen), {} values, store {} KiB; syscall learning {}; anomalies {} ({} below threshold, {} repeats suppressed)\n",
+            b.workloads,
+            b.learning,
+            b.monitoring,
+            b.frozen,
+            b.values,
+            b.store_bytes / 1024,
+            if b.syscall_learning { "on" } else { "idle" },
+            b.stats.anomalies,
+            b.stats.below_threshold,
+            b.stats.suppressed
+        ));
+    } else {
+        o.push_str("baselines: disabled in the config\n");
+    }
     o
 }

@@ -1,0 +1,163 @@
+//! The kernel side of syscall learning: enrol the cgroups and processes of learning
+//! workloads, read back the syscalls they made, and attach the recorder only while anything
+//! learns (it runs on every syscall of the host while attached).
+
+use std::collections::{HashMap, HashSet};
+
+use aya::{
+    maps::{HashMap as BpfHashMap, MapData},
+    programs::TracePoint,
+};
+use sensor_common::{
+    LEARN_SYSCALLS, MAP_LEARN_BITMAPS, MAP_LEARN_CGROUPS, MAP_LEARN_PIDS, PROG_LEARN_SYSCALLS,
+    SyscallBitmap,
+};
+
+use super::{ProbeError, Probes, short_reason};
+
+/// One learning workload, as the kernel sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnSlot {
+    pub slot: u64,
+    pub cgroups: Vec<u64>,
+    pub pids: Vec<u32>,
+}
+
+/// BPF_NOEXIST: keep what the kernel already has (a pid enrolled at fork, a bitmap in use).
+const NOEXIST: u64 = 1;
+
+fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
+    move |e| ProbeError::Map {
+        name,
+        reason: e.to_string(),
+    }
+}
+
+impl Probes {
+    fn learn_map<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<BpfHashMap<&mut MapData, K, V>, ProbeError> {
+        let m = self.ebpf.map_mut(name).ok_or_else(|| ProbeError::Map {
+            name,
+            reason: "missing from the object".into(),
+        })?;
+        BpfHashMap::try_from(m).map_err(map_err(name))
+    }
+
+    /// Make the kernel's enrolment match `slots`, and return the syscalls recorded so far for
+    /// each slot. An empty plan detaches the recorder and clears the maps.
+    pub fn learn_sync(
+        &mut self,
+        slots: &[LearnSlot],
+        proc_root: &std::path::Path,
+    ) -> Result<HashMap<u64, Vec<u32>>, ProbeError> {
+        let active: HashSet<u64> = slots.iter().map(|s| s.slot).collect();
+        let mut seen = HashMap::new();
+        {
+            let mut bitmaps = self.learn_map::<u64, SyscallBitmap>(MAP_LEARN_BITMAPS)?;
+            let zero = SyscallBitmap {
+                words: [0; (LEARN_SYSCALLS / 64) as usize],
+            };
+            for s in slots {
+                let _ = bitmaps.insert(s.slot, zero, NOEXIST);
+            }
+            let all: Vec<(u64, SyscallBitmap)> = bitmaps.iter().filter_map(Result::ok).collect();
+            for (slot, bits) in all {
+                if active.contains(&slot) {
+                    seen.insert(slot, decode(&bits));
+                } else {
+                    let _ = bitmaps.remove(&slot);
+                }
+            }
+        }
+        {
+            let mut cgroups = self.learn_map::<u64, u64>(MAP_LEARN_CGROUPS)?;
+            let want: HashMap<u64, u64> = slots
+                .iter()
+                .flat_map(|s| s.cgroups.iter().map(move |c| (*c, s.slot)))
+                .collect();
+            let have: Vec<(u64, u64)> = cgroups.iter().filter_map(Result::ok).collect();
+            for (cg, slot) in have {
+                if want.get(&cg) != Some(&slot) {
+                    let _ = cgroups.remove(&cg);
+                }
+            }
+            for (cg, slot) in want {
+                cgroups
+                    .insert(cg, slot, 0)
+                    .map_err(map_err(MAP_LEARN_CGROUPS))?;
+            }
+        }
+        {
+            let mut pids = self.learn_map::<u32, u64>(MAP_LEARN_PIDS)?;
+            let have: Vec<(u32, u64)> = pids.iter().filter_map(Result::ok).collect();
+            for (pid, slot) in have {
+                // Gone, or its workload stopped learning.
+                if !active.contains(&slot) || !proc_root.join(pid.to_string()).exists() {
+                    let _ = pids.remove(&pid);
+                }
+            }
+            for s in slots {
+                for pid in &s.pids {
+                    // Full map: that process goes unrecorded (its children too).
+                    let _ = pids.insert(pid, s.slot, NOEXIST);
+                }
+            }
+        }
+        self.set_recorder(!slots.is_empty())?;
+        Ok(seen)
+    }
+
+    pub fn syscall_learning(&self) -> bool {
+        self.learn_link.is_some()
+    }
+
+    fn set_recorder(&mut self, on: bool) -> Result<(), ProbeError> {
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(PROG_LEARN_SYSCALLS)
+            .ok_or_else(|| ProbeError::Load(format!("{PROG_LEARN_SYSCALLS} missing")))?
+            .try_into()
+            .map_err(|e| ProbeError::Load(short_reason(&e)))?;
+        match (on, self.learn_link.take()) {
+            (true, None) => {
+                let link = prog
+                    .attach("raw_syscalls", "sys_enter")
+                    .map_err(|e| ProbeError::Load(short_reason(&e)))?;
+                self.learn_link = Some(link);
+            }
+            (false, Some(link)) => {
+                prog.detach(link)
+                    .map_err(|e| ProbeError::Load(short_reason(&e)))?;
+            }
+            (_, link) => self.learn_link = link,
+        }
+        Ok(())
+    }
+}
+
+pub fn decode(bits: &SyscallBitmap) -> Vec<u32> {
+    let mut out = Vec::new();
+    for (w, word) in bits.words.iter().enumerate() {
+        for b in 0..64 {
+            if word & (1 << b) != 0 {
+                out.push((w * 64 + b) as u32);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmaps_decode_to_syscall_numbers() {
+        let mut words = [0u64; 8];
+        words[0] = 1 | 1 << 59;
+        words[7] = 1 << 63;
+        assert_eq!(decode(&SyscallBitmap { words }), vec![0, 59, 511]);
+    }
+}
