@@ -197,6 +197,14 @@ impl Agent {
             .expect("run sensor cli")
     }
 
+    /// Stop, then start again on the same state directory.
+    pub fn restart(mut self, config: Option<&str>) -> Agent {
+        self.stop();
+        let placeholder = tempfile::tempdir().expect("tempdir");
+        let state = std::mem::replace(&mut self.state, placeholder);
+        Agent::start_in(state, config)
+    }
+
     /// Stop with SIGTERM (as systemd does) and wait.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
