@@ -80,7 +80,11 @@ impl Drop for Service {
 
 fn summary(agent: &Agent) -> Option<serde_json::Value> {
     let out = agent.cli(&["baseline", "list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     list.into_iter().find(|s| s["workload"] == WORKLOAD)
 }
@@ -113,12 +117,20 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
         {
             break s.clone();
         }
-        assert!(Instant::now() < deadline, "not learned: {s:?}\n{}", agent.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "not learned: {s:?}\n{}",
+            agent.log_text()
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(learned["mode"], "learning");
     let out = agent.cli(&["baseline", "freeze", WORKLOAD]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Normal requests stay quiet once frozen.
     for p in ["/page", "/report", "/data"] {
         svc.get(p);
@@ -135,7 +147,10 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
     let took = t0.elapsed();
     let c = anomaly(&a, "sensor.anomaly.unusual_command_sequence").unwrap();
     assert!(
-        c.as_array().unwrap().iter().any(|c| c["feature"] == "executables" && c["value"] == "/bin/sh"),
+        c.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["feature"] == "executables" && c["value"] == "/bin/sh"),
         "{c}"
     );
     assert_eq!(a.mitre, vec!["T1059.004"]);
@@ -155,16 +170,17 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
         })
         .unwrap_or_else(|| panic!("no anomaly for the connect:\n{}", agent.log_text()));
     let took = t0.elapsed();
-    assert!(took < Duration::from_secs(1), "network anomaly took {took:?}");
-    assert!(a.message.contains("on a port never used"), "{}", a.message);
-    eprintln!(
-        "anomaly latency: request → alert in the log {took:?} (log polled every 100 ms)"
+    assert!(
+        took < Duration::from_secs(1),
+        "network anomaly took {took:?}"
     );
+    assert!(a.message.contains("on a port never used"), "{}", a.message);
+    eprintln!("anomaly latency: request → alert in the log {took:?} (log polled every 100 ms)");
     // The normal requests after freezing raised nothing.
     let noisy: Vec<_> = agent
         .alerts()
         .into_iter()
-        .filter(|a| a.rule.id.starts_with("sensor.anomaly.") && !a.message.contains("/x/") )
+        .filter(|a| a.rule.id.starts_with("sensor.anomaly.") && !a.message.contains("/x/"))
         .filter(|a| {
             let c = a.fields["anomaly.components"].to_string();
             !c.contains("/bin/sh") && !c.contains(&peer) && !c.contains("echo")

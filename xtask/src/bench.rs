@@ -3,11 +3,14 @@
 //! Small C programs (bench/*.c, compiled here with `cc -O2`) each time one hot path: openat on
 //! one file (the in-kernel dedup filter), openat over distinct files (events reach userspace),
 //! getpid (no probe: checks we add nothing elsewhere), an exec storm and a loopback connect
-//! loop. Every round runs all of them under three configurations: no agent, the agent with
-//! empty probes on the same hooks, and the full agent. The configurations rotate order from
-//! round to round so that machine drift hits all columns alike, and results are medians and
-//! ratios against "none". In full mode the agent's counters are read around each benchmark to
-//! account for every event (drops above all) and its memory is read from /proc.
+//! loop. Every round runs all of them under four configurations: no agent, the agent with
+//! empty probes on the same hooks, the full agent in steady state (baselines do not auto-learn,
+//! so the syscall recorder stays detached) and the full agent while every workload learns (the
+//! default config: the `raw_syscalls/sys_enter` recorder is attached). The configurations
+//! rotate order from round to round so that machine drift hits all columns alike, and results
+//! are medians and ratios against "none". In full mode the agent's counters are read around
+//! each benchmark to account for every event (drops above all) and its memory is read from
+//! /proc.
 //!
 //! Missing a target is a result, not an error: the command fails only when something breaks
 //! (a benchmark crashes, the agent does not start or dies).
@@ -48,6 +51,8 @@ const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between benchmarks in every configuration, so each starts from a quiet machine (in
 /// full mode the agent is also given time to drain its ring buffer, see `settle`).
 const PAUSE: Duration = Duration::from_millis(200);
+/// How long the learning agent may take to attach its syscall recorder after answering.
+const LEARNING_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events still in flight when a full-mode reading counts as drained: the `sensor status`
 /// processes that read the counters produce a few exec/fork/exit events of their own.
 const DRAIN_SLACK: u64 = 16;
@@ -67,11 +72,15 @@ enum Mode {
     None,
     /// The agent with every probe attached, each returning at once.
     Empty,
-    /// The agent as shipped.
+    /// The agent as shipped, in steady state: baselines do not auto-learn, so the syscall
+    /// recorder (`raw_syscalls/sys_enter`) stays detached.
     Full,
+    /// The agent with the default config while every workload learns: the syscall recorder is
+    /// attached and costs every syscall.
+    Learning,
 }
 
-const MODES: [Mode; 3] = [Mode::None, Mode::Empty, Mode::Full];
+const MODES: [Mode; 4] = [Mode::None, Mode::Empty, Mode::Full, Mode::Learning];
 
 impl Mode {
     fn name(self) -> &'static str {
@@ -79,6 +88,15 @@ impl Mode {
             Mode::None => "none",
             Mode::Empty => "empty",
             Mode::Full => "full",
+            Mode::Learning => "learning",
+        }
+    }
+
+    /// The mode the agent reports in `status` (learning is a full agent too).
+    fn agent_mode_name(self) -> &'static str {
+        match self {
+            Mode::Learning => Mode::Full.name(),
+            m => m.name(),
         }
     }
 }
@@ -130,7 +148,8 @@ impl BenchId {
         }
     }
 
-    /// Operations per run. Full sizes keep a 3-round run under about 10 minutes here.
+    /// Operations per run. Full sizes kept a 3-round run of three modes under about 10 minutes
+    /// here; the learning mode adds about a third to that.
     fn ops(self, quick: bool) -> u64 {
         let full = match self {
             BenchId::OpenatOne => 1_000_000,
@@ -184,11 +203,12 @@ pub fn run(opts: BenchOpts) -> anyhow::Result<()> {
     for round in 0..opts.rounds {
         for (slot, mode) in rotated(round).into_iter().enumerate() {
             eprintln!(
-                "bench: round {}/{}, {} ({}/3)",
+                "bench: round {}/{}, {} ({}/{})",
                 round + 1,
                 opts.rounds,
                 mode.name(),
-                slot + 1
+                slot + 1,
+                MODES.len()
             );
             let run_dir =
                 TempDir::create(&work.path().join(format!("run-{round}-{}", mode.name())))?;
@@ -207,7 +227,7 @@ pub fn run(opts: BenchOpts) -> anyhow::Result<()> {
 }
 
 /// Round r runs the modes starting from the r-th, so each mode takes each slot equally often.
-fn rotated(round: usize) -> [Mode; 3] {
+fn rotated(round: usize) -> [Mode; 4] {
     let mut m = MODES;
     m.rotate_left(round % MODES.len());
     m
@@ -247,7 +267,9 @@ fn run_config(
 ) -> anyhow::Result<Record> {
     let agent = match mode {
         Mode::None => None,
-        Mode::Empty | Mode::Full => Some(Agent::start(&opts.sensor_bin, run_dir.path(), mode)?),
+        Mode::Empty | Mode::Full | Mode::Learning => {
+            Some(Agent::start(&opts.sensor_bin, run_dir.path(), mode)?)
+        }
     };
     let mut record = Record {
         round,
@@ -275,6 +297,20 @@ fn run_config(
     if let Some(mut a) = agent {
         a.check_alive()?;
         record.rss_kib = Some(a.rss_kib()?);
+        // Checked at the end, once the agent has had its baseline ticks: the recorder must
+        // have stayed off in steady state, and on (for some workload) while learning.
+        let recording = syscall_learning(&a.status()?)?;
+        match mode {
+            Mode::Full if recording => bail!(
+                "full (steady-state) mode: the agent attached its syscall recorder although \
+                 auto_learn = false; its numbers would include learning"
+            ),
+            Mode::Learning if !recording => eprintln!(
+                "bench: WARNING: learning mode: the syscall recorder was detached by the end \
+                 (every workload stopped learning); these numbers understate learning"
+            ),
+            _ => {}
+        }
         a.stop()?;
     }
     // Checked at both ends, so an agent that came or went meanwhile is noticed too.
@@ -491,7 +527,11 @@ impl Agent {
             .try_clone()
             .context("duplicating the agent log handle")?;
         let mut cmd = Command::new(bin);
-        cmd.arg("--state-dir").arg(&state_dir).arg("run");
+        cmd.arg("--state-dir").arg(&state_dir);
+        if mode == Mode::Full {
+            cmd.arg("--config").arg(steady_config(bin, run_dir)?);
+        }
+        cmd.arg("run");
         if mode == Mode::Empty {
             cmd.args(["--probe-mode", "empty"]);
         }
@@ -522,13 +562,38 @@ impl Agent {
             .ok()
             .and_then(json::Value::as_str)
             .unwrap_or("?");
-        if reported != mode.name() {
+        if reported != mode.agent_mode_name() {
             bail!(
                 "agent reports mode {reported:?}, expected {:?}",
-                mode.name()
+                mode.agent_mode_name()
             );
         }
+        if mode == Mode::Learning {
+            agent.wait_syscall_learning()?;
+        }
         Ok(agent)
+    }
+
+    /// Learning mode: wait until the syscall recorder is attached, so that the numbers really
+    /// include it. Workloads appear (and start learning) as soon as anything runs, the
+    /// `sensor status` processes polling here included.
+    fn wait_syscall_learning(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + LEARNING_START_TIMEOUT;
+        loop {
+            self.check_alive()?;
+            if syscall_learning(&self.status()?)? {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "learning mode: the agent did not attach its syscall recorder \
+                     (status baseline.syscall_learning still false after \
+                     {LEARNING_START_TIMEOUT:?}); its log:\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<json::Value> {
@@ -641,6 +706,52 @@ impl Agent {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+}
+
+/// The steady-state config for full mode: the embedded default (`sensor config default`) with
+/// `auto_learn = false`, written to `run_dir`. No workload learns, so the syscall recorder
+/// stays detached, as once every workload has learned.
+fn steady_config(bin: &Path, run_dir: &Path) -> anyhow::Result<PathBuf> {
+    let out = Command::new(bin)
+        .args(["config", "default"])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} config default", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} config default failed: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    let text = String::from_utf8(out.stdout).context("sensor config default: not UTF-8")?;
+    let steady = disable_auto_learn(&text)?;
+    let path = run_dir.join("steady.toml");
+    fs::write(&path, steady).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// The config text with its `auto_learn = true` line turned off.
+fn disable_auto_learn(config: &str) -> anyhow::Result<String> {
+    let mut found = false;
+    let lines: Vec<&str> = config
+        .lines()
+        .map(|l| {
+            if l.trim() == "auto_learn = true" {
+                found = true;
+                "auto_learn = false"
+            } else {
+                l
+            }
+        })
+        .collect();
+    if !found {
+        bail!(
+            "the default config (sensor config default) has no `auto_learn = true` line; \
+             cannot derive the steady-state config for full mode"
+        );
+    }
+    Ok(lines.join("\n") + "\n")
 }
 
 impl Drop for Agent {
@@ -770,6 +881,14 @@ fn get_u64(v: &json::Value, path: &[&str]) -> anyhow::Result<u64> {
         .with_context(|| format!("status field {} is not a count", path.join(".")))
 }
 
+/// `baseline.syscall_learning`: the kernel's syscall recorder is attached.
+fn syscall_learning(v: &json::Value) -> anyhow::Result<bool> {
+    let path = ["baseline", "syscall_learning"];
+    v.path(&path)?
+        .as_bool()
+        .with_context(|| format!("status field {} is not a bool", path.join(".")))
+}
+
 fn entries<'a>(v: &'a json::Value, path: &[&str]) -> anyhow::Result<&'a [(String, json::Value)]> {
     v.path(path)?
         .as_object()
@@ -830,18 +949,23 @@ const GETPID_TARGET: f64 = 1.02;
 const EXEC_TARGET: f64 = 1.05;
 const RSS_TARGET_MIB: f64 = 64.0;
 
-/// Medians of one benchmark per mode (none, empty, full), in the benchmark's unit.
+/// Medians of one benchmark per mode (as in MODES: none, empty, full, learning), in the
+/// benchmark's unit.
 struct Row {
     bench: BenchId,
-    medians: [f64; 3],
+    medians: [f64; 4],
     /// Largest (max - min) / median over the modes: how much to trust a ratio.
     spread: f64,
 }
 
 impl Row {
-    fn ratio(&self, mode: Mode) -> f64 {
+    fn median(&self, mode: Mode) -> f64 {
         let i = MODES.iter().position(|&m| m == mode).unwrap_or(0);
-        self.medians[i] / self.medians[0]
+        self.medians[i]
+    }
+
+    fn ratio(&self, mode: Mode) -> f64 {
+        self.median(mode) / self.median(Mode::None)
     }
 }
 
@@ -972,29 +1096,52 @@ impl Report {
         self.table(&mut o);
         self.event_table(&mut o);
         self.target_table(&mut o);
+        let _ = writeln!(
+            o,
+            "\nlearning-mode cost on openat (one file): learning/full = {:.2}x (informational)",
+            self.learning_over_full()
+        );
         o
+    }
+
+    /// What the syscall recorder adds on the openat hot path, against steady state.
+    fn learning_over_full(&self) -> f64 {
+        let r = self.row(BenchId::OpenatOne);
+        r.median(Mode::Learning) / r.median(Mode::Full)
     }
 
     fn table(&self, o: &mut String) {
         let _ = writeln!(
             o,
-            "\n{:<26} {:>9} {:>6} {:>10} {:>10} {:>10} {:>8} {:>8} {:>7}",
-            "benchmark", "ops", "unit", "none", "empty", "full", "empty/n", "full/n", "spread"
+            "\n{:<26} {:>9} {:>6} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>7}",
+            "benchmark",
+            "ops",
+            "unit",
+            "none",
+            "empty",
+            "full",
+            "learning",
+            "empty/n",
+            "full/n",
+            "learn/n",
+            "spread"
         );
         for r in &self.rows {
             let _ = writeln!(
                 o,
-                "{:<26} {:>9} {:>6} {:>10} {:>10} {:>10} {:>7.3}x {:>7.3}x {:>6.1}%",
+                "{:<26} {:>9} {:>6} {:>10} {:>10} {:>10} {:>10} {:>7.3}x {:>7.3}x {:>7.3}x {:>6.1}%",
                 r.bench.label(),
                 self.records
                     .first()
                     .map_or(0, |rec| sample_of(rec, r.bench).map_or(0, |s| s.ops)),
                 r.bench.unit(),
-                fmt_num(r.medians[0]),
-                fmt_num(r.medians[1]),
-                fmt_num(r.medians[2]),
+                fmt_num(r.median(Mode::None)),
+                fmt_num(r.median(Mode::Empty)),
+                fmt_num(r.median(Mode::Full)),
+                fmt_num(r.median(Mode::Learning)),
                 r.ratio(Mode::Empty),
                 r.ratio(Mode::Full),
+                r.ratio(Mode::Learning),
                 r.spread * 100.0
             );
             if r.bench == BenchId::ExecStorm {
@@ -1003,22 +1150,25 @@ impl Report {
                     .first()
                     .and_then(|rec| sample_of(rec, r.bench))
                     .map_or(0, |s| s.ops) as f64;
-                let rate = |i: usize| fmt_num(ops / r.medians[i]);
+                let rate = |m: Mode| fmt_num(ops / r.median(m));
                 let _ = writeln!(
                     o,
-                    "{:<26} {:>9} {:>6} {:>10} {:>10} {:>10}",
+                    "{:<26} {:>9} {:>6} {:>10} {:>10} {:>10} {:>10}",
                     "  (execs per second)",
                     "",
                     "/s",
-                    rate(0),
-                    rate(1),
-                    rate(2)
+                    rate(Mode::None),
+                    rate(Mode::Empty),
+                    rate(Mode::Full),
+                    rate(Mode::Learning)
                 );
             }
         }
         let _ = writeln!(
             o,
-            "spread: largest (max-min)/median over the rounds of one mode; exec target: {}",
+            "full: steady state (auto_learn = false, syscall recorder detached); learning: default \
+             config, every workload learning (recorder attached)\n\
+             spread: largest (max-min)/median over the rounds of one mode; exec target: {}",
             if self.noop_static {
                 "static no-op"
             } else {
@@ -1030,7 +1180,7 @@ impl Report {
     fn event_table(&self, o: &mut String) {
         let _ = writeln!(
             o,
-            "\nfull mode, agent counters per benchmark (summed over {} round(s)):",
+            "\nfull mode (steady state), agent counters per benchmark (summed over {} round(s)):",
             self.rounds
         );
         let _ = writeln!(
@@ -1102,11 +1252,13 @@ impl Report {
                 obj(&[
                     ("benchmark", jstr(r.bench.key())),
                     ("unit", jstr(r.bench.unit())),
-                    ("none", jnum(r.medians[0])),
-                    ("empty", jnum(r.medians[1])),
-                    ("full", jnum(r.medians[2])),
+                    ("none", jnum(r.median(Mode::None))),
+                    ("empty", jnum(r.median(Mode::Empty))),
+                    ("full", jnum(r.median(Mode::Full))),
+                    ("learning", jnum(r.median(Mode::Learning))),
                     ("empty_over_none", jnum(r.ratio(Mode::Empty))),
                     ("full_over_none", jnum(r.ratio(Mode::Full))),
+                    ("learning_over_none", jnum(r.ratio(Mode::Learning))),
                     ("spread", jnum(r.spread)),
                 ])
             })
@@ -1139,6 +1291,10 @@ impl Report {
             ("peak_rss_mib", opt_num(self.peak_rss_mib)),
             ("end_rss_mib", opt_num(self.last_rss_mib)),
             ("targets", arr(&targets)),
+            (
+                "openat_one_learning_over_full",
+                jnum(self.learning_over_full()),
+            ),
             ("raw", arr(&raw)),
         ]) + "\n"
     }
@@ -1149,7 +1305,7 @@ fn sample_of(r: &Record, b: BenchId) -> Option<Sample> {
 }
 
 fn row(records: &[Record], bench: BenchId) -> Row {
-    let mut medians = [f64::NAN; 3];
+    let mut medians = [f64::NAN; MODES.len()];
     let mut spread: f64 = 0.0;
     for (i, mode) in MODES.iter().enumerate() {
         let values: Vec<f64> = records
@@ -1340,6 +1496,13 @@ mod json {
         pub fn as_u64(&self) -> Option<u64> {
             match self {
                 Value::Num(n) => n.parse().ok(),
+                _ => None,
+            }
+        }
+
+        pub fn as_bool(&self) -> Option<bool> {
+            match self {
+                Value::Bool(b) => Some(*b),
                 _ => None,
             }
         }
@@ -1589,8 +1752,33 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
-        assert_eq!(rotated(1), [Mode::Empty, Mode::Full, Mode::None]);
-        assert_eq!(rotated(3), MODES);
+        assert_eq!(
+            rotated(1),
+            [Mode::Empty, Mode::Full, Mode::Learning, Mode::None]
+        );
+        assert_eq!(rotated(4), MODES);
+        assert_eq!(Mode::Learning.agent_mode_name(), "full");
+        assert_eq!(Mode::Empty.agent_mode_name(), "empty");
+    }
+
+    #[test]
+    fn steady_config_turns_auto_learn_off() {
+        let text = "[baseline]\nenabled = true\nauto_learn = true\nmin_events = 200\n";
+        let steady = disable_auto_learn(text).expect("has the line");
+        assert_eq!(
+            steady,
+            "[baseline]\nenabled = true\nauto_learn = false\nmin_events = 200\n"
+        );
+        assert!(disable_auto_learn("[baseline]\nauto_learn = false\n").is_err());
+    }
+
+    #[test]
+    fn syscall_learning_flag() {
+        let on = json::parse(r#"{"baseline": {"syscall_learning": true}}"#).expect("valid");
+        assert!(syscall_learning(&on).expect("bool"));
+        let bad = json::parse(r#"{"baseline": {"syscall_learning": 1}}"#).expect("valid");
+        assert!(syscall_learning(&bad).is_err());
+        assert!(syscall_learning(&json::parse("{}").expect("valid")).is_err());
     }
 
     #[test]

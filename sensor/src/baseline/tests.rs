@@ -552,3 +552,53 @@ fn imports_are_checked() {
     );
     assert!(matches!(r, Reply::Error(m) if m.contains("format 99")));
 }
+
+/// Memory per learned workload: the recorded webapp workload's baseline, cloned into 1000
+/// workloads, against the process's resident size. `cargo test --release -p sensor --lib
+/// measure_memory_per_workload -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a test"]
+fn measure_memory_per_workload() {
+    use std::io::Read;
+    fn rss_kib() -> u64 {
+        let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = s.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/corpus/workload/webapp.jsonl.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut e = Engine::new(BaselineConfig {
+        roots: vec!["/usr/bin/python3*".into()],
+        ..BaselineConfig::default()
+    });
+    let mut out = Vec::new();
+    for l in text.lines() {
+        e.observe(&serde_json::from_str(l).unwrap(), &mut out);
+    }
+    let b = e.get("exe:/usr/bin/python3@root").unwrap().clone();
+    let json = serde_json::to_string(&b).unwrap().len();
+    const N: usize = 1000;
+    let before = rss_kib();
+    let mut big = Engine::new(BaselineConfig::default());
+    for i in 0..N {
+        let mut c = b.clone();
+        c.workload.name = format!("/usr/bin/python3-{i}");
+        big.import(c).unwrap();
+    }
+    let _ = big.take_changes();
+    let after = rss_kib();
+    eprintln!(
+        "one learned workload: {} values, {} syscalls, {} bytes as JSON; {} workloads: +{} KiB RSS = {:.1} KiB each",
+        b.model.size(),
+        b.model.syscalls.len(),
+        json,
+        N,
+        after - before,
+        (after - before) as f64 / N as f64
+    );
+    assert_eq!(big.len(), N);
+}

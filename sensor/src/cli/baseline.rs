@@ -311,7 +311,11 @@ pub fn main(state: &StateDir, config: Option<&Path>, args: BaselineArgs) -> anyh
                 workload: workload.clone(),
                 for_secs,
             })?)?;
-            while watch {
+            // Until the workload leaves learning (or Ctrl-C).
+            if !watch {
+                return Ok(());
+            }
+            loop {
                 std::thread::sleep(std::time::Duration::from_secs(2));
                 let Reply::List(list) = t.ok(Command::List)? else {
                     bail!("unexpected reply");
