@@ -601,4 +601,31 @@ fn measure_memory_per_workload() {
         (after - before) as f64 / N as f64
     );
     assert_eq!(big.len(), N);
+    // A large one: 1000 learned paths (typical lengths) and 120 syscalls.
+    let mut large = b.clone();
+    for i in 0..1000 {
+        large.model.file_read.learn(
+            &format!("/usr/lib/python3/dist-packages/pkg{i}/module_{i}.py"),
+            0,
+            4096,
+            0,
+        );
+    }
+    large.model.syscalls.extend(0..120);
+    let before = rss_kib();
+    let mut big = Engine::new(BaselineConfig::default());
+    for i in 0..100 {
+        let mut c = large.clone();
+        c.workload.name = format!("/usr/bin/python3-{i}");
+        big.import(c).unwrap();
+    }
+    let _ = big.take_changes();
+    let after = rss_kib();
+    eprintln!(
+        "a large workload: {} values, {} bytes as JSON; 100 of them: +{} KiB RSS = {:.1} KiB each",
+        large.model.size(),
+        serde_json::to_string(&large).unwrap().len(),
+        after - before,
+        (after - before) as f64 / 100.0
+    );
 }
