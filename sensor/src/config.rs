@@ -487,6 +487,42 @@ mod tests {
     }
 
     #[test]
+    fn baseline_settings_are_checked_and_optional() {
+        let bad = [
+            ("low = 25.0", "low = 80.0", "baseline.severity"),
+            ("critical = 90.0", "critical = 200.0", "baseline.severity"),
+            (
+                "volume_factor = 3.0",
+                "volume_factor = 0.5",
+                "baseline.volume_factor",
+            ),
+            ("new_shell = 20.0", "new_shell = -1.0", "baseline.weights"),
+            (
+                "max_items = 2048",
+                "max_items = 0",
+                "baseline.max_workloads",
+            ),
+        ];
+        for (from, to, key) in bad {
+            assert!(DEFAULT_TOML.contains(from), "{from}");
+            let e = Config::parse(&DEFAULT_TOML.replace(from, to), "x").unwrap_err();
+            assert!(e.to_string().contains(key), "{to}: {e}");
+        }
+        let e = Config::parse(
+            &DEFAULT_TOML.replace("auto_learn = true", "auto_learn = 3"),
+            "x",
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+        // A config written before baselines existed still loads, with the defaults.
+        let i = DEFAULT_TOML.find("[baseline]").unwrap();
+        let old = Config::parse(&DEFAULT_TOML[..i], "old").unwrap();
+        assert_eq!(old.baseline, BaselineConfig::default());
+        // The embedded file and the code's defaults agree.
+        assert_eq!(Config::default_config().baseline, BaselineConfig::default());
+    }
+
+    #[test]
     fn semantic_errors_name_the_key() {
         let text = DEFAULT_TOML.replace("ring_buffer_bytes = 4194304", "ring_buffer_bytes = 5000");
         let e = Config::parse(&text, "x").unwrap_err();

@@ -133,3 +133,99 @@ fn rules_check_locates_errors_and_runs_inline_tests() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("ok: "));
 }
+
+#[test]
+fn baseline_commands_on_bad_input_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    // No agent and no store: said so, nothing created.
+    let o = sensor(&["--state-dir", &d("state"), "baseline", "list"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no baseline store at"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("state").exists());
+    // No agent, a store in the state dir: it is used, and said so.
+    std::fs::create_dir(d("state")).unwrap();
+    let o = sensor(&["baseline", "--db", &d("state/baselines.db"), "list"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(no workloads yet)"));
+    let o = sensor(&["--state-dir", &d("state"), "baseline", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("acting on"), "{}", stderr(&o));
+
+    // A file that is not SQLite, and a SQLite file that is not ours.
+    std::fs::write(d("junk.db"), vec![b'x'; 4096]).unwrap();
+    let o = sensor(&["baseline", "--db", &d("junk.db"), "list"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("damaged") || stderr(&o).contains("not a baseline database"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(d("junk.db")).unwrap(),
+        vec![b'x'; 4096],
+        "left untouched"
+    );
+
+    let db = d("b.db");
+    // Unknown workloads and malformed keys.
+    let o = sensor(&["baseline", "--db", &db, "freeze", "exe:/nope@root"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no baseline for"), "{}", stderr(&o));
+    let o = sensor(&["baseline", "--db", &db, "learn", "pod:x"]);
+    assert!(
+        stderr(&o).contains("is not a workload key"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sensor(&[
+        "baseline",
+        "--db",
+        &db,
+        "learn",
+        "exe:/x@root",
+        "--for",
+        "5y",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown unit"), "{}", stderr(&o));
+
+    // A garbled export is a located error; a valid one imports frozen.
+    std::fs::write(d("bad.json"), "{\"format\": 1,\n \"workload\": 7}").unwrap();
+    let o = sensor(&["baseline", "--db", &db, "import", &d("bad.json")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("bad.json:2:"), "{}", stderr(&o));
+    let o = sensor(&[
+        "baseline",
+        "--db",
+        &db,
+        "learn",
+        "exe:/usr/bin/x\u{1b}[31m@root",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sensor(&["baseline", "--db", &db, "list"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !out.contains('\u{1b}'),
+        "hostile names are escaped: {out:?}"
+    );
+    let o = sensor(&[
+        "baseline",
+        "--db",
+        &db,
+        "export",
+        "exe:/usr/bin/x\u{1b}[31m@root",
+        "-o",
+        &d("x.json"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sensor(&["baseline", "--db", &db, "import", &d("x.json")]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("as version 2 (frozen)"),
+        "{}",
+        stderr(&o)
+    );
+}

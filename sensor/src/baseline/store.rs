@@ -24,15 +24,15 @@ pub enum StoreError {
     Corrupt { path: String, detail: String },
     #[error("{path}: written by a newer sensor (schema {found}, this one reads {SCHEMA_VERSION})")]
     TooNew { path: String, found: i64 },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Sqlite {
         path: String,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("baseline {workload}: {source}")]
+    #[error("baseline {workload}: {cause}")]
     Encode {
         workload: String,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
@@ -54,9 +54,9 @@ pub struct VersionInfo {
 impl Store {
     pub fn open(path: &Path, keep_versions: u32) -> Result<Store, StoreError> {
         let p = path.display().to_string();
-        let sql = |source| StoreError::Sqlite {
+        let sql = |cause| StoreError::Sqlite {
             path: p.clone(),
-            source,
+            cause,
         };
         let conn = Connection::open(path).map_err(sql)?;
         let corrupt = |e: rusqlite::Error| classify(&p, e);
@@ -261,9 +261,9 @@ impl Store {
 }
 
 fn encode(b: &Baseline) -> Result<String, StoreError> {
-    serde_json::to_string(b).map_err(|source| StoreError::Encode {
+    serde_json::to_string(b).map_err(|cause| StoreError::Encode {
         workload: b.workload.key(),
-        source,
+        cause,
     })
 }
 
@@ -282,6 +282,6 @@ fn classify(path: &str, e: rusqlite::Error) -> StoreError {
     }
     StoreError::Sqlite {
         path: path.to_owned(),
-        source: e,
+        cause: e,
     }
 }

@@ -118,6 +118,13 @@ impl Target {
         let cfg = Config::load(config)?;
         let path = db.map_or_else(|| state.baselines(), Path::to_path_buf);
         if db.is_none() {
+            if !path.exists() {
+                bail!(
+                    "no agent at {} and no baseline store at {} (is the agent running with this --state-dir? --db FILE names a store)",
+                    socket.display(),
+                    path.display()
+                );
+            }
             eprintln!(
                 "(no agent at {}: acting on {})",
                 socket.display(),
