@@ -528,8 +528,32 @@ impl Agent {
             .context("duplicating the agent log handle")?;
         let mut cmd = Command::new(bin);
         cmd.arg("--state-dir").arg(&state_dir);
-        if mode == Mode::Full {
-            cmd.arg("--config").arg(steady_config(bin, run_dir)?);
+        match mode {
+            Mode::Full => {
+                cmd.arg("--config").arg(derived_config(
+                    bin,
+                    run_dir,
+                    "steady.toml",
+                    &[("auto_learn = true", "auto_learn = false")],
+                )?);
+            }
+            // Learning that does not end by itself during the run (the default ends it after
+            // 50 000 quiet events, which the benchmarks reach).
+            Mode::Learning => {
+                cmd.arg("--config").arg(derived_config(
+                    bin,
+                    run_dir,
+                    "learning.toml",
+                    &[
+                        (
+                            "stable_quiet_events = 50000",
+                            "stable_quiet_events = 1000000000",
+                        ),
+                        ("stable_after_secs = 3600", "stable_after_secs = 86400"),
+                    ],
+                )?);
+            }
+            Mode::None | Mode::Empty => {}
         }
         cmd.arg("run");
         if mode == Mode::Empty {
@@ -708,10 +732,16 @@ impl Agent {
     }
 }
 
-/// The steady-state config for full mode: the embedded default (`sensor config default`) with
-/// `auto_learn = false`, written to `run_dir`. No workload learns, so the syscall recorder
-/// stays detached, as once every workload has learned.
-fn steady_config(bin: &Path, run_dir: &Path) -> anyhow::Result<PathBuf> {
+/// The embedded default config (`sensor config default`) with whole lines replaced, written
+/// to `run_dir/name`. Full mode turns `auto_learn` off (no workload learns, the syscall
+/// recorder stays detached, as once every workload has learned); learning mode keeps every
+/// workload learning for the whole run.
+fn derived_config(
+    bin: &Path,
+    run_dir: &Path,
+    name: &str,
+    replace: &[(&str, &str)],
+) -> anyhow::Result<PathBuf> {
     let out = Command::new(bin)
         .args(["config", "default"])
         .stdin(Stdio::null())
@@ -725,30 +755,32 @@ fn steady_config(bin: &Path, run_dir: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     let text = String::from_utf8(out.stdout).context("sensor config default: not UTF-8")?;
-    let steady = disable_auto_learn(&text)?;
-    let path = run_dir.join("steady.toml");
-    fs::write(&path, steady).with_context(|| format!("writing {}", path.display()))?;
+    let derived = replace_lines(&text, replace)?;
+    let path = run_dir.join(name);
+    fs::write(&path, derived).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
-/// The config text with its `auto_learn = true` line turned off.
-fn disable_auto_learn(config: &str) -> anyhow::Result<String> {
-    let mut found = false;
+/// The config text with each `(line, replacement)` applied; every line must be present.
+fn replace_lines(config: &str, replace: &[(&str, &str)]) -> anyhow::Result<String> {
+    let mut found = vec![false; replace.len()];
     let lines: Vec<&str> = config
         .lines()
-        .map(|l| {
-            if l.trim() == "auto_learn = true" {
-                found = true;
-                "auto_learn = false"
-            } else {
-                l
-            }
-        })
+        .map(
+            |l| match replace.iter().position(|(from, _)| l.trim() == *from) {
+                Some(i) => {
+                    found[i] = true;
+                    replace[i].1
+                }
+                None => l,
+            },
+        )
         .collect();
-    if !found {
+    if let Some(i) = found.iter().position(|f| !f) {
         bail!(
-            "the default config (sensor config default) has no `auto_learn = true` line; \
-             cannot derive the steady-state config for full mode"
+            "the default config (sensor config default) has no `{}` line; cannot derive the \
+             benchmark's config",
+            replace[i].0
         );
     }
     Ok(lines.join("\n") + "\n")
@@ -1764,12 +1796,19 @@ mod tests {
     #[test]
     fn steady_config_turns_auto_learn_off() {
         let text = "[baseline]\nenabled = true\nauto_learn = true\nmin_events = 200\n";
-        let steady = disable_auto_learn(text).expect("has the line");
+        let steady = replace_lines(text, &[("auto_learn = true", "auto_learn = false")])
+            .expect("has the line");
         assert_eq!(
             steady,
             "[baseline]\nenabled = true\nauto_learn = false\nmin_events = 200\n"
         );
-        assert!(disable_auto_learn("[baseline]\nauto_learn = false\n").is_err());
+        assert!(
+            replace_lines(
+                "[baseline]\nauto_learn = false\n",
+                &[("auto_learn = true", "x")]
+            )
+            .is_err()
+        );
     }
 
     #[test]
