@@ -25,6 +25,8 @@ pub const IOC_MAX_ENTRIES: u32 = 65536;
 pub const MAP_LEARN_CGROUPS: &str = "LEARN_CGROUPS";
 pub const MAP_LEARN_PIDS: &str = "LEARN_PIDS";
 pub const MAP_LEARN_BITMAPS: &str = "LEARN_BITMAPS";
+/// (inode, device) of a learning program's executable → slot, checked at exec.
+pub const MAP_LEARN_EXES: &str = "LEARN_EXES";
 pub const LEARN_MAX_PIDS: u32 = 65536;
 pub const LEARN_MAX_CGROUPS: u32 = 4096;
 pub const LEARN_MAX_SLOTS: u32 = 1024;

@@ -4,9 +4,9 @@
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_cgroup_id},
-    macros::{map, tracepoint},
+    macros::{btf_tracepoint, map},
     maps::HashMap,
-    programs::TracePointContext,
+    programs::BtfTracePointContext,
 };
 use sensor_common::{
     LEARN_MAX_CGROUPS, LEARN_MAX_PIDS, LEARN_MAX_SLOTS, LEARN_SYSCALLS, SyscallBitmap,
@@ -20,6 +20,21 @@ pub static LEARN_PIDS: HashMap<u32, u64> = HashMap::with_max_entries(LEARN_MAX_P
 pub static LEARN_BITMAPS: HashMap<u64, SyscallBitmap> =
     HashMap::with_max_entries(LEARN_MAX_SLOTS, 0);
 
+/// Executables (inode, device) of learning program workloads → slot: a process exec'ing one
+/// learns from its first instruction, not from when the agent gets round to enrolling it.
+#[map]
+pub static LEARN_EXES: HashMap<[u64; 2], u64> = HashMap::with_max_entries(LEARN_MAX_SLOTS, 0);
+
+#[inline(always)]
+pub fn on_exec(dev: u32, ino: u64) {
+    let key = [ino, u64::from(dev)];
+    if let Some(slot) = unsafe { LEARN_EXES.get(&key) } {
+        let slot = *slot;
+        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        let _ = LEARN_PIDS.insert(&tgid, &slot, 0);
+    }
+}
+
 /// A child of a learning process learns into its parent's slot from its first instruction
 /// (called from the fork tracepoint; `child_tgid` is a new process).
 #[inline(always)]
@@ -32,12 +47,11 @@ pub fn inherit(child_tgid: u32) {
     }
 }
 
-/// `raw_syscalls/sys_enter`: `long id` follows the 8-byte common header.
-#[tracepoint]
-pub fn learn_syscalls(ctx: TracePointContext) -> u32 {
-    let Ok(id) = (unsafe { ctx.read_at::<i64>(8) }) else {
-        return 0;
-    };
+/// `tp_btf/sys_enter(struct pt_regs *regs, long id)`: a BTF tracepoint, not the classic
+/// `raw_syscalls` one, which would build a trace record on every syscall of the host.
+#[btf_tracepoint(function = "sys_enter")]
+pub fn learn_syscalls(ctx: BtfTracePointContext) -> u32 {
+    let id: i64 = ctx.arg(1);
     if id < 0 || id >= LEARN_SYSCALLS as i64 {
         return 0;
     }

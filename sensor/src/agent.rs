@@ -498,20 +498,21 @@ impl LearnSlots {
     ) {
         let targets = engine.learning_targets();
         self.by_workload
-            .retain(|k, _| targets.iter().any(|(t, _, _)| t == k));
+            .retain(|k, _| targets.iter().any(|t| t.workload == *k));
         let mut plan = Vec::with_capacity(targets.len());
-        for (key, cgroups, pids) in targets {
+        for t in targets {
             if plan.len() >= sensor_common::LEARN_MAX_SLOTS as usize {
                 break;
             }
-            let slot = *self.by_workload.entry(key).or_insert_with(|| {
+            let slot = *self.by_workload.entry(t.workload).or_insert_with(|| {
                 self.next += 1;
                 self.next
             });
             plan.push(probes::learn::LearnSlot {
                 slot,
-                cgroups,
-                pids,
+                cgroups: t.cgroups,
+                pids: t.pids,
+                exe: t.exe,
             });
         }
         let Ok(mut probes) = shared.probes.lock() else {
@@ -519,6 +520,7 @@ impl LearnSlots {
         };
         match probes.learn_sync(&plan, proc_root) {
             Ok(seen) => {
+                tracing::debug!(?plan, seen = ?seen.iter().map(|(s, c)| (*s, c.len())).collect::<Vec<_>>(), "syscall learning sync");
                 self.last_error = None;
                 for (key, slot) in &self.by_workload {
                     if let Some(calls) = seen.get(slot) {

@@ -28,6 +28,7 @@ pub mod ioc;
 pub mod output;
 pub mod pipeline;
 pub mod probes;
+pub mod profile;
 pub mod rules;
 pub mod selftest;
 pub mod stats;

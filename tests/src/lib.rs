@@ -3,6 +3,7 @@
 //! deadline (never a fixed sleep).
 
 pub mod runc;
+pub mod webapp;
 
 use std::{
     os::unix::process::CommandExt,

@@ -3,18 +3,13 @@
 //! anomaly alert comes within a second, explained. The kernel records the service's syscalls
 //! while it learns, and the baseline survives a restart. Root only.
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use sensor::alert::Alert;
-use sensor_tests::{Agent, require_root};
-
-const WORKLOAD: &str = "exe:/usr/bin/python3@root";
+use sensor_tests::{
+    Agent, require_root,
+    webapp::{Service, WORKLOAD, free_port_pair},
+};
 
 fn config() -> String {
     sensor::config::DEFAULT_TOML
@@ -23,59 +18,6 @@ fn config() -> String {
         // A short learning run: let a handful of observations count fully.
         .replace("maturity_events = 100", "maturity_events = 10")
         .replace("save_interval_secs = 30", "save_interval_secs = 1")
-}
-
-struct Service {
-    child: Child,
-    port: u16,
-}
-
-impl Service {
-    fn start(dir: &Path) -> Service {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let p = l.local_addr().unwrap().port();
-            // The backend takes port + 1: find a pair that is free.
-            if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_err() {
-                p + 2
-            } else {
-                p
-            }
-        };
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("workload/webapp.py");
-        let child = Command::new("/usr/bin/python3")
-            .args(["-I", "-S"])
-            .arg(script)
-            .arg(dir)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start webapp.py");
-        let s = Service { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "webapp did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-
-    fn get(&self, path: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn summary(agent: &Agent) -> Option<serde_json::Value> {
@@ -102,14 +44,12 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
     let cfg = config();
     let agent = Agent::start(Some(&cfg));
     let dir = tempfile::tempdir().unwrap();
-    let svc = Service::start(dir.path());
+    let svc = Service::start(dir.path(), free_port_pair(), &[]);
     // Exercise it until its events reached its baseline and the kernel recorded its syscalls
     // (processes are enrolled for syscall recording within a second of being seen).
     let deadline = Instant::now() + Duration::from_secs(20);
     let learned = loop {
-        for p in ["/page", "/report", "/data"] {
-            assert!(svc.get(p).starts_with("HTTP/1.0 200"), "{p}");
-        }
+        svc.exercise();
         let s = summary(&agent);
         if let Some(s) = &s
             && s["events"].as_u64().unwrap_or(0) >= 100
@@ -132,9 +72,7 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Normal requests stay quiet once frozen.
-    for p in ["/page", "/report", "/data"] {
-        svc.get(p);
-    }
+    svc.exercise();
 
     // A shell: new program for this workload.
     let t0 = Instant::now();

@@ -6,7 +6,8 @@ Usage: webapp.py ROOT PORT
 Serves on 127.0.0.1:PORT, with a backend on PORT+1 in the same process. Normal routes: /page
 reads ROOT/index.html, /report runs `uname -a`, /data asks the backend. Every request is
 appended to ROOT/access.log. The /x/ routes do what the service never does while learning:
-/x/shell spawns a shell, /x/connect?port=N connects to a new port.
+/x/shell spawns a shell, /x/connect?port=N connects to a new port, /x/write?path=P writes a
+file; each answers what happened ("refused: ..." when a profile stopped it).
 """
 import http.server
 import os
@@ -44,12 +45,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with open(os.path.join(ROOT, "index.html"), "rb") as f:
                 body = f.read()
         elif url.path == "/x/shell":
-            body = subprocess.run(["/bin/sh", "-c", "echo hello"], capture_output=True).stdout
+            try:
+                body = subprocess.run(["/bin/sh", "-c", "echo hello"], capture_output=True).stdout
+            except OSError as e:
+                body = f"refused: {e}\n".encode()
         elif url.path == "/x/connect":
             try:
                 socket.create_connection(("127.0.0.1", int(query["port"][0])), timeout=1).close()
-            except OSError:
-                pass
+                body = b"connected\n"
+            except OSError as e:
+                body = f"refused: {e}\n".encode()
+        elif url.path == "/x/write":
+            try:
+                with open(query["path"][0], "w") as f:
+                    f.write("x")
+                body = b"written\n"
+            except OSError as e:
+                body = f"refused: {e}\n".encode()
         with open(os.path.join(ROOT, "access.log"), "a") as log:
             log.write(url.path + "\n")
         self.send_response(200)

@@ -19,8 +19,15 @@ use clap::{Parser, Subcommand};
 /// bpf-linker that loads the pinned toolchain's LLVM 22 (newer ones want a system LLVM 23).
 const BPF_LINKER_VERSION: &str = "0.10.4";
 const TOOLCHAIN: &str = "1.95.0";
-/// apt packages the runtime and the tests use: runc and a static busybox for container tests.
-const APT_PACKAGES: &[&str] = &["runc", "busybox-static"];
+/// apt packages the build, the runtime and the tests use: libseccomp (linked by `sensor exec`),
+/// runc and a static busybox for container tests, apparmor_parser to check generated profiles.
+const APT_PACKAGES: &[&str] = &[
+    "runc",
+    "busybox-static",
+    "libseccomp-dev",
+    "pkg-config",
+    "apparmor",
+];
 
 #[derive(Parser)]
 #[command(name = "xtask")]

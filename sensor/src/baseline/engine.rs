@@ -131,6 +131,17 @@ struct Live {
     cgroups: BTreeSet<u64>,
 }
 
+/// A learning workload as the kernel's syscall recorder sees it: its cgroups (containers,
+/// units) or processes and executable (programs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LearnTarget {
+    pub workload: String,
+    pub cgroups: Vec<u64>,
+    pub pids: Vec<u32>,
+    /// (device, inode) of the program's executable.
+    pub exe: Option<(u32, u64)>,
+}
+
 /// What a store has to write after some events: changed baselines, archived versions and
 /// removed workloads.
 #[derive(Debug, Default)]
@@ -152,6 +163,8 @@ pub struct Engine {
     assignments: Assignments,
     workloads: HashMap<String, Baseline>,
     live: HashMap<String, Live>,
+    /// cgroup id → the workload last seen in it.
+    cgroup_owner: HashMap<u64, String>,
     dirty: HashSet<String>,
     archived: Vec<Baseline>,
     removed: Vec<String>,
@@ -180,6 +193,7 @@ impl Engine {
             assignments: Assignments::default(),
             workloads: HashMap::new(),
             live: HashMap::new(),
+            cgroup_owner: HashMap::new(),
             dirty: HashSet::new(),
             archived: Vec::new(),
             removed: Vec::new(),
@@ -301,11 +315,9 @@ impl Engine {
             out.push(a);
         }
         let features = features(ev);
+        self.own_cgroup(&key, ev.cgroup.id);
         let live = self.live.entry(key.clone()).or_default();
         live.last_active = now;
-        if ev.cgroup.id != 0 && live.cgroups.len() < 64 {
-            live.cgroups.insert(ev.cgroup.id);
-        }
         let Some(b) = self.workloads.get_mut(&key) else {
             return;
         };
@@ -383,6 +395,32 @@ impl Engine {
                 self.dirty.insert(key.clone());
                 tracing::info!(workload = %key, "baseline stable; monitoring");
             }
+        }
+    }
+
+    /// A cgroup belongs to one workload (the last one seen in it): a container first seen
+    /// before its runtime wrote its name moves to its named workload, and the kernel's
+    /// syscall recorder must know which one to credit.
+    fn own_cgroup(&mut self, key: &str, cgroup: u64) {
+        if cgroup == 0 {
+            return;
+        }
+        match self.cgroup_owner.get(&cgroup) {
+            Some(k) if k == key => return,
+            Some(old) => {
+                if let Some(l) = self.live.get_mut(old) {
+                    l.cgroups.remove(&cgroup);
+                }
+            }
+            None => {}
+        }
+        if self.cgroup_owner.len() >= 65_536 {
+            self.cgroup_owner.clear();
+        }
+        self.cgroup_owner.insert(cgroup, key.to_owned());
+        let live = self.live.entry(key.to_owned()).or_default();
+        if live.cgroups.len() < 64 {
+            live.cgroups.insert(cgroup);
         }
     }
 
@@ -522,27 +560,32 @@ impl Engine {
         Ok((key, v))
     }
 
-    /// Learning workloads with their cgroups (containers, units) or processes (programs):
-    /// the kernel records their syscalls.
-    pub fn learning_targets(&self) -> Vec<(String, Vec<u64>, Vec<u32>)> {
+    /// Learning workloads, as the kernel's syscall recorder enrols them.
+    pub fn learning_targets(&self) -> Vec<LearnTarget> {
         let mut pids = self.assignments.by_workload();
         self.workloads
             .iter()
             .filter(|(_, b)| b.mode == Mode::Learning)
-            .map(|(key, b)| match b.workload.kind {
-                WorkloadKind::Container | WorkloadKind::Unit => (
-                    key.clone(),
-                    self.live
-                        .get(key)
-                        .map(|l| l.cgroups.iter().copied().collect())
-                        .unwrap_or_default(),
-                    Vec::new(),
-                ),
-                WorkloadKind::Exe => (
-                    key.clone(),
-                    Vec::new(),
-                    pids.remove(key).unwrap_or_default(),
-                ),
+            .map(|(key, b)| {
+                let mut t = LearnTarget {
+                    workload: key.clone(),
+                    ..LearnTarget::default()
+                };
+                match b.workload.kind {
+                    WorkloadKind::Container | WorkloadKind::Unit => {
+                        if let Some(l) = self.live.get(key) {
+                            t.cgroups = l.cgroups.iter().copied().collect();
+                        }
+                    }
+                    WorkloadKind::Exe => {
+                        t.pids = pids.remove(key).unwrap_or_default();
+                        t.exe = b.fingerprint.as_deref().and_then(|f| {
+                            let (dev, ino) = f.split_once(':')?;
+                            Some((dev.parse().ok()?, ino.parse().ok()?))
+                        });
+                    }
+                }
+                t
             })
             .collect()
     }

@@ -629,3 +629,33 @@ fn measure_memory_per_workload() {
         (after - before) as f64 / 100.0
     );
 }
+
+#[test]
+fn a_cgroup_is_credited_to_the_workload_last_seen_in_it() {
+    let mut e = Engine::new(cfg());
+    let mut ev = event(Kind::File, "openat");
+    ev.cgroup.id = 77;
+    ev.container = Some(crate::event::Container {
+        id: "abc123".into(),
+        runtime: "runc".into(),
+        pod_uid: None,
+        name: None,
+        image: None,
+    });
+    let mut out = Vec::new();
+    e.observe(&ev, &mut out);
+    // The runtime's state became readable: the same container now has its image name.
+    ev.container.as_mut().unwrap().image = Some("nginx:1.25".into());
+    e.observe(&ev, &mut out);
+    let targets = e.learning_targets();
+    let cg = |w: &str| {
+        targets
+            .iter()
+            .find(|t| t.workload == w)
+            .unwrap()
+            .cgroups
+            .clone()
+    };
+    assert_eq!(cg("container:nginx:1.25"), vec![77]);
+    assert!(cg("container:abc123").is_empty());
+}

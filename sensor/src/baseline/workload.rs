@@ -216,9 +216,12 @@ impl Assignments {
         let pid = ev.process.pid;
         let assigned = match ev.event.kind {
             Kind::Exec => self.on_exec(attr, ev),
-            _ => match self.by_pid.get(&pid) {
-                Some(a) => a.clone(),
-                None => self.by_ancestry(attr, ev),
+            // A container or unit is in the event itself (and its name may appear later,
+            // once the runtime wrote its state): never taken from the cache.
+            _ => match (fixed(ev), self.by_pid.get(&pid)) {
+                (Some(w), _) => Assigned::Workload(Arc::new(w)),
+                (None, Some(a)) => a.clone(),
+                (None, None) => self.by_ancestry(attr, ev),
             },
         };
         if self.by_pid.len() >= MAX_PIDS {

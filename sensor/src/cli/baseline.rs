@@ -429,6 +429,22 @@ pub fn table(list: &[Summary]) -> String {
     o
 }
 
+/// A workload's baseline, from the running agent or the store (for `sensor profile`).
+pub fn fetch(
+    state: &StateDir,
+    config: Option<&Path>,
+    db: Option<&Path>,
+    workload: &str,
+) -> anyhow::Result<baseline::model::Baseline> {
+    let mut t = Target::open(state, config, db)?;
+    match t.ok(Command::Export {
+        workload: workload.to_owned(),
+    })? {
+        Reply::Baseline(b) => Ok(*b),
+        _ => bail!("unexpected reply"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

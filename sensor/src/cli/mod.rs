@@ -1,6 +1,7 @@
 //! The `sensor` command line. Flags say how to run; the config says what to watch.
 
 mod baseline;
+mod profile;
 
 use std::{
     collections::HashSet,
@@ -96,6 +97,10 @@ pub enum Command {
     /// Behavioural baselines: list, inspect, export/import, learn, freeze, reset. Acts on the
     /// running agent; when none runs, on the store file in the state dir.
     Baseline(baseline::BaselineArgs),
+    /// Enforcement profiles (seccomp, AppArmor, Landlock) generated from frozen baselines.
+    Profile(profile::ProfileArgs),
+    /// Run a command confined by a profile: Landlock, seccomp, capabilities dropped.
+    Exec(profile::ExecArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -302,6 +307,8 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Selftest { wait, json } => selftest(&state, wait, json),
         Command::Incidents { command } => incidents_cmd(&state, command),
         Command::Baseline(args) => baseline::main(&state, cli.config.as_deref(), args),
+        Command::Profile(args) => profile::main(&state, cli.config.as_deref(), args),
+        Command::Exec(args) => profile::exec(args),
         Command::Config { command } => match command {
             ConfigCommand::Check { file } => {
                 let path = file.or(cli.config);

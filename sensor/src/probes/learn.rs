@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use aya::{
     maps::{HashMap as BpfHashMap, MapData},
-    programs::TracePoint,
+    programs::BtfTracePoint,
 };
 use sensor_common::{
-    LEARN_SYSCALLS, MAP_LEARN_BITMAPS, MAP_LEARN_CGROUPS, MAP_LEARN_PIDS, PROG_LEARN_SYSCALLS,
-    SyscallBitmap,
+    LEARN_SYSCALLS, MAP_LEARN_BITMAPS, MAP_LEARN_CGROUPS, MAP_LEARN_EXES, MAP_LEARN_PIDS,
+    PROG_LEARN_SYSCALLS, SyscallBitmap,
 };
 
 use super::{ProbeError, Probes, short_reason};
@@ -21,6 +21,9 @@ pub struct LearnSlot {
     pub slot: u64,
     pub cgroups: Vec<u64>,
     pub pids: Vec<u32>,
+    /// The executable (device, inode) of a program workload: processes exec'ing it are
+    /// enrolled by the kernel at exec.
+    pub exe: Option<(u32, u64)>,
 }
 
 /// BPF_NOEXIST: keep what the kernel already has (a pid enrolled at fork, a bitmap in use).
@@ -90,6 +93,22 @@ impl Probes {
             }
         }
         {
+            let mut exes = self.learn_map::<[u64; 2], u64>(MAP_LEARN_EXES)?;
+            let want: HashMap<[u64; 2], u64> = slots
+                .iter()
+                .filter_map(|s| s.exe.map(|(dev, ino)| ([ino, u64::from(dev)], s.slot)))
+                .collect();
+            let have: Vec<([u64; 2], u64)> = exes.iter().filter_map(Result::ok).collect();
+            for (k, slot) in have {
+                if want.get(&k) != Some(&slot) {
+                    let _ = exes.remove(&k);
+                }
+            }
+            for (k, slot) in want {
+                exes.insert(k, slot, 0).map_err(map_err(MAP_LEARN_EXES))?;
+            }
+        }
+        {
             let mut pids = self.learn_map::<u32, u64>(MAP_LEARN_PIDS)?;
             let have: Vec<(u32, u64)> = pids.iter().filter_map(Result::ok).collect();
             for (pid, slot) in have {
@@ -114,7 +133,7 @@ impl Probes {
     }
 
     fn set_recorder(&mut self, on: bool) -> Result<(), ProbeError> {
-        let prog: &mut TracePoint = self
+        let prog: &mut BtfTracePoint = self
             .ebpf
             .program_mut(PROG_LEARN_SYSCALLS)
             .ok_or_else(|| ProbeError::Load(format!("{PROG_LEARN_SYSCALLS} missing")))?
@@ -123,7 +142,7 @@ impl Probes {
         match (on, self.learn_link.take()) {
             (true, None) => {
                 let link = prog
-                    .attach("raw_syscalls", "sys_enter")
+                    .attach()
                     .map_err(|e| ProbeError::Load(short_reason(&e)))?;
                 self.learn_link = Some(link);
             }

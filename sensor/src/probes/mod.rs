@@ -114,7 +114,7 @@ pub struct Probes {
     counters: PerCpuArray<MapData, u64>,
     pub report: AttachReport,
     /// The syscall recorder's link while some workload learns.
-    learn_link: Option<aya::programs::trace_point::TracePointLinkId>,
+    learn_link: Option<aya::programs::tp_btf::BtfTracePointLinkId>,
 }
 
 /// Where a program attaches, derived from its name.
@@ -272,9 +272,9 @@ impl Probes {
                 (Some(Hook::Btf { target }), Program::BtfTracePoint(p)) => {
                     Self::attach_btf(p, target, &aya_btf)
                 }
-                (Some(Hook::OnDemand), Program::TracePoint(p)) => {
+                (Some(Hook::OnDemand), Program::BtfTracePoint(p)) => {
                     // Not part of the attach report: it attaches while workloads learn.
-                    if let Err(e) = p.load() {
+                    if let Err(e) = p.load("sys_enter", &aya_btf) {
                         tracing::warn!(program = name, reason = %short_reason(&e), "syscall learning unavailable");
                     }
                     continue;
