@@ -72,7 +72,12 @@ fn a_learned_service_runs_confined_by_its_generated_profile() {
         return;
     }
     let agent = Agent::start(Some(&config()));
-    let dir = tempfile::tempdir().unwrap();
+    // A stable name prefix: the learned path generalizes to `/tmp/webapp-svc-*`, which the
+    // profile expands to this directory, not to all of /tmp.
+    let dir = tempfile::Builder::new()
+        .prefix("webapp-svc-")
+        .tempdir()
+        .unwrap();
     let port = free_port_pair();
     // First run: the agent learns the workload and its executable.
     let mut svc = Service::start(dir.path(), port, &[]);

@@ -47,11 +47,23 @@ fn push_token(out: &mut String, token: &str) -> bool {
     // Short numbers inside a name are versions (`libc.so.6`, `python3.11`, `x86_64`).
     let short_number = token.len() < 3 && token.bytes().all(|b| b.is_ascii_digit());
     if !token.is_empty() && !short_number && is_variable(token) {
+        // mkstemp names keep their fixed prefix: `tmpAbX91kQz` → `tmp*`.
+        out.push_str(fixed_prefix(token));
         out.push_str(ANY);
         true
     } else {
         out.push_str(token);
         false
+    }
+}
+
+/// The lowercase prefix (3+ letters) before a random tail of 6+ characters, or "".
+fn fixed_prefix(token: &str) -> &str {
+    let n = token.bytes().take_while(u8::is_ascii_lowercase).count();
+    if n >= 3 && token.len() - n >= 6 && is_variable(&token[n..]) {
+        &token[..n]
+    } else {
+        ""
     }
 }
 
@@ -166,6 +178,11 @@ mod tests {
         assert_eq!(path("/proc/1234/stat"), "/proc/*/stat");
         assert_eq!(path("/proc/self/maps"), "/proc/self/maps");
         assert_eq!(path("/tmp/tmp.AbX91kQz"), "/tmp/tmp.*");
+        assert_eq!(path("/tmp/.tmpAbX91kQz/x"), "/tmp/.tmp*/x");
+        assert_eq!(
+            path("/tmp/sensor-runc-Qw3rT9yZ/rootfs"),
+            "/tmp/sensor-runc-*/rootfs"
+        );
         assert_eq!(path("/var/lib/x/3f2a9c1d8e7b/data"), "/var/lib/x/*/data");
         assert_eq!(
             path("/run/containerd/123e4567-e89b-12d3-a456-426614174000/x"),

@@ -121,9 +121,53 @@ fn concrete(p: &str) -> &str {
     }
 }
 
+/// Most filesystem matches a wildcard path expands to before it falls back to its concrete
+/// directory.
+const MAX_EXPANSION: usize = 64;
+
+/// The existing paths a generalized path stands for (`/tmp/.tmp*/log` → each matching
+/// directory's `log`), so a rule covers what was learned and not the whole of `/tmp`. A
+/// trailing `**` keeps its directory. Too many matches or none: the concrete directory.
+fn expand(p: &str) -> Vec<String> {
+    if !p.contains('*') {
+        return vec![p.to_owned()];
+    }
+    let p = p.strip_suffix("/**").unwrap_or(p);
+    let mut found = vec![String::new()];
+    for comp in p.split('/').skip(1) {
+        let mut next = Vec::new();
+        for base in &found {
+            if !comp.contains('*') {
+                next.push(format!("{base}/{comp}"));
+                continue;
+            }
+            let dir = if base.is_empty() { "/" } else { base.as_str() };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if crate::baseline::workload::glob(comp, &name) {
+                    next.push(format!("{base}/{name}"));
+                }
+            }
+        }
+        if next.is_empty() || next.len() > MAX_EXPANSION {
+            return vec![concrete(p).to_owned()];
+        }
+        found = next;
+    }
+    found
+}
+
 pub fn plan(p: &Profile) -> Plan {
     let mut paths: Vec<(String, u64)> = Vec::new();
-    let mut add = |path: &str, rights: u64| paths.push((concrete(path).to_owned(), rights));
+    let mut add = |path: &str, rights: u64| {
+        for e in expand(path) {
+            paths.push((e, rights));
+        }
+    };
     for e in &p.executables {
         add(e, EXECUTE | READ_FILE);
     }
@@ -135,17 +179,15 @@ pub fn plan(p: &Profile) -> Plan {
     }
     // Writes: the file's directory, to create, replace and remove files in it.
     for w in &p.write {
-        let c = concrete(w);
-        let dir = if c == w.as_str() {
-            c.rsplit_once('/')
-                .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })
-        } else {
-            c
-        };
-        paths.push((
-            dir.to_owned(),
-            READ_FILE | READ_DIR | WRITE_FILE | TRUNCATE | MAKE_REG | REMOVE_FILE | REFER,
-        ));
+        let dir = w
+            .rsplit_once('/')
+            .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+        for d in expand(dir) {
+            paths.push((
+                d,
+                READ_FILE | READ_DIR | WRITE_FILE | TRUNCATE | MAKE_REG | REMOVE_FILE | REFER,
+            ));
+        }
     }
     let mut bind = p.bind_ports.clone();
     bind.sort_unstable();
@@ -293,5 +335,27 @@ mod tests {
         assert_eq!(concrete("/etc/app.conf"), "/etc/app.conf");
         assert_eq!(concrete("/tmp/tmp.*"), "/tmp");
         assert_eq!(concrete("/*"), "/");
+    }
+
+    #[test]
+    fn wildcards_expand_to_what_exists() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["app-1234", "app-5678", "other"] {
+            std::fs::create_dir(d.path().join(n)).unwrap();
+        }
+        let base = d.path().display().to_string();
+        let mut got = expand(&format!("{base}/app-*/log"));
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                format!("{base}/app-1234/log"),
+                format!("{base}/app-5678/log")
+            ]
+        );
+        // Nothing matches: the concrete directory.
+        assert_eq!(expand(&format!("{base}/zzz*/log")), vec![base.clone()]);
+        assert_eq!(expand(&format!("{base}/**")), vec![base.clone()]);
+        assert_eq!(expand("/etc/hosts"), vec!["/etc/hosts".to_owned()]);
     }
 }
