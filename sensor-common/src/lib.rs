@@ -44,6 +44,57 @@ pub struct SyscallBitmap {
 }
 const _: () = assert!(core::mem::size_of::<SyscallBitmap>() == 64);
 
+/// Enforcement by cgroup: cgroup id → [`EnforcePolicy`]; the allow-lists of each policy; and
+/// per-CPU counters (`policy * ENFORCE_COUNTERS + ENF_*`).
+pub const MAP_ENFORCE_CGROUPS: &str = "ENFORCE_CGROUPS";
+pub const MAP_EXEC_ALLOW: &str = "EXEC_ALLOW";
+pub const MAP_CONNECT_ALLOW: &str = "CONNECT_ALLOW";
+pub const MAP_ENFORCE_STATS: &str = "ENFORCE_STATS";
+pub const PROG_CONNECT4: &str = "enforce_connect4";
+pub const PROG_CONNECT6: &str = "enforce_connect6";
+pub const ENFORCE_MAX_POLICIES: u32 = 256;
+pub const ENFORCE_MAX_ALLOW: u32 = 65536;
+pub const ENFORCE_COUNTERS: u32 = 4;
+pub const ENF_EXEC_DENIED: u32 = 0;
+pub const ENF_EXEC_WOULD: u32 = 1;
+pub const ENF_CONNECT_DENIED: u32 = 2;
+pub const ENF_CONNECT_WOULD: u32 = 3;
+/// Policy flags: which checks run, and whether they only count (shadow).
+pub const ENF_FLAG_EXEC: u32 = 1;
+pub const ENF_FLAG_CONNECT: u32 = 2;
+pub const ENF_FLAG_SHADOW: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnforcePolicy {
+    pub policy: u32,
+    pub flags: u32,
+}
+const _: () = assert!(core::mem::size_of::<EnforcePolicy>() == 8);
+
+/// An allowed executable of a policy.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExecAllowKey {
+    pub policy: u32,
+    pub dev: u32,
+    pub ino: u64,
+}
+const _: () = assert!(core::mem::size_of::<ExecAllowKey>() == 16);
+
+/// An allowed destination of a policy: IPv4 addresses in the first 4 bytes of `ip`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectAllowKey {
+    pub policy: u32,
+    /// Host byte order.
+    pub port: u16,
+    /// 4 or 6.
+    pub family: u16,
+    pub ip: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<ConnectAllowKey>() == 24);
+
 /// Name of the load-time configuration global.
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
@@ -344,4 +395,7 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::SyscallBitmap {}
+    unsafe impl aya::Pod for super::EnforcePolicy {}
+    unsafe impl aya::Pod for super::ExecAllowKey {}
+    unsafe impl aya::Pod for super::ConnectAllowKey {}
 }

@@ -14,6 +14,7 @@
 #![no_main]
 
 mod common;
+mod enforce;
 mod learn;
 mod process;
 mod syscalls;

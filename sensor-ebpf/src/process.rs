@@ -192,6 +192,7 @@ unsafe fn build_exec(buf: *mut u8, task: *const u8, old_pid: u32, bprm: *const u
     let exe_nlink: u32 = unsafe { read_kernel(inode, o.inode_nlink as usize) };
     let exe_dev: u32 = unsafe { read_kernel(sb as *const u8, o.sb_dev as usize) };
     crate::learn::on_exec(exe_dev, exe_ino);
+    crate::enforce::on_exec(exe_dev, exe_ino);
     if exe_nlink == 0 {
         flags |= EXEC_FLAG_DELETED;
     }

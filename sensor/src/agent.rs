@@ -262,6 +262,9 @@ pub async fn run(
         baseline: Mutex::new(api::BaselineStatus {
             enabled: cfg.baseline.enabled,
             error: baseline_error.clone(),
+            // BPF LSM programs are refused by kernels like this one's; the fallbacks run
+            // everywhere the probes do.
+            enforcement_backend: "exec: tp_btf/sched_process_exec + SIGKILL; connect: cgroup/connect4+6 (EPERM); files: sensor exec (Landlock)".into(),
             ..Default::default()
         }),
     });
@@ -354,6 +357,7 @@ pub async fn run(
     let incidents_file = opts.state_dir.0.join("incidents.jsonl");
     let save_every = Duration::from_secs(opts.config.baseline.save_interval_secs);
     let proc_root = opts.host_root.join("proc");
+    let cgroup_root = crate::enrich::cgroup_cache::cgroup2_root(&opts.host_root);
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
@@ -361,6 +365,7 @@ pub async fn run(
             let mut last_health = Instant::now();
             let mut last_save = Instant::now();
             let mut learn_slots = LearnSlots::default();
+            let mut enforce_slots = EnforceSlots::default();
             loop {
                 // Control first (biased), so a reload takes effect before the next batch.
                 let next = handle.block_on(async {
@@ -432,6 +437,10 @@ pub async fn run(
                     if let Some(engine) = pipeline.baseline.as_mut() {
                         engine.tick(Clock::unix_now());
                         learn_slots.sync(engine, &pipe_shared, &proc_root);
+                        engine.auto_promote(Clock::unix_now());
+                        if let Some(root) = &cgroup_root {
+                            enforce_slots.sync(engine, &pipe_shared, root);
+                        }
                         if last_save.elapsed() >= save_every {
                             last_save = Instant::now();
                             save_baselines(engine, baseline_store.as_mut());
@@ -439,6 +448,8 @@ pub async fn run(
                         if let Ok(mut st) = pipe_shared.baseline.lock() {
                             fill_baseline_status(&mut st, engine, baseline_store.as_ref());
                             st.syscall_learning = learn_slots.recording;
+                            st.enforced_in_kernel = enforce_slots.by_workload.len();
+                            st.enforcement_error = enforce_slots.last_error.clone();
                         }
                     }
                     if let Some(alert) = monitor.check(&pipe_shared.losses(), last_health) {
@@ -537,6 +548,74 @@ impl LearnSlots {
             }
         }
         self.recording = probes.syscall_learning();
+    }
+}
+
+/// Kernel policy ids of shadowed and enforced workloads.
+#[derive(Default)]
+struct EnforceSlots {
+    by_workload: std::collections::HashMap<String, u32>,
+    last_error: Option<String>,
+}
+
+impl EnforceSlots {
+    fn sync(
+        &mut self,
+        engine: &mut crate::baseline::Engine,
+        shared: &Shared,
+        cgroup_root: &std::path::Path,
+    ) {
+        let targets = engine.enforcement_targets();
+        self.by_workload
+            .retain(|k, _| targets.iter().any(|t| t.workload == *k));
+        let Ok(mut probes) = shared.probes.lock() else {
+            return;
+        };
+        let mut policies = Vec::with_capacity(targets.len());
+        for t in targets {
+            let id = match self.by_workload.get(&t.workload) {
+                Some(id) => *id,
+                None => {
+                    // The lowest free id; its counters start from zero.
+                    let used: std::collections::HashSet<u32> =
+                        self.by_workload.values().copied().collect();
+                    let Some(id) =
+                        (0..sensor_common::ENFORCE_MAX_POLICIES).find(|i| !used.contains(i))
+                    else {
+                        continue;
+                    };
+                    if probes.enforce_reset_counts(id).is_err() {
+                        continue;
+                    }
+                    self.by_workload.insert(t.workload.clone(), id);
+                    id
+                }
+            };
+            policies.push(probes::enforce::KernelPolicy {
+                id,
+                shadow: t.shadow,
+                cgroups: t.cgroups,
+                exec_allow: t.exe_ids,
+                connect_allow: t.peers,
+            });
+        }
+        match probes.enforce_sync(&policies, cgroup_root) {
+            Ok(counts) => {
+                self.last_error = None;
+                for (key, id) in &self.by_workload {
+                    if let Some(c) = counts.get(id) {
+                        engine.set_kernel_counts(key, *c);
+                    }
+                }
+            }
+            Err(error) => {
+                let e = error.to_string();
+                if self.last_error.as_deref() != Some(&e) {
+                    tracing::error!(error = %e, "enforcement could not be applied");
+                }
+                self.last_error = Some(e);
+            }
+        }
     }
 }
 

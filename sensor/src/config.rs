@@ -95,6 +95,15 @@ pub struct BaselineConfig {
     pub ignore: Vec<String>,
     pub severity: AnomalySeverity,
     pub weights: AnomalyWeights,
+    /// A shadowed profile is ready for enforcement once nothing was out of profile for this
+    /// long or for this many checked actions.
+    pub promote_after_secs: u64,
+    pub promote_after_events: u64,
+    /// Promote ready profiles by themselves (off: `sensor profile enforce W`).
+    pub auto_promote: bool,
+    /// In shadow, learn out-of-profile behaviour at once (a permissive profile) instead of
+    /// holding it for `sensor profile approve W`.
+    pub self_heal_auto: bool,
 }
 
 /// Score (0-100) at which an anomaly becomes an alert of each severity; below `low` it is
@@ -191,6 +200,10 @@ impl Default for BaselineConfig {
             ignore: Vec::new(),
             severity: AnomalySeverity::default(),
             weights: AnomalyWeights::default(),
+            promote_after_secs: 3600,
+            promote_after_events: 10_000,
+            auto_promote: false,
+            self_heal_auto: false,
         }
     }
 }

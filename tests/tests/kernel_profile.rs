@@ -309,7 +309,7 @@ fn a_learned_container_runs_under_its_generated_oci_seccomp_profile() {
     let o = run("cat /proc/version && echo done");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("done"));
-    let o = run("mkdir /new-dir && echo made");
+    let o = run("busybox mkdir /new-dir && echo made");
     assert!(
         !String::from_utf8_lossy(&o.stdout).contains("made"),
         "{o:?}"

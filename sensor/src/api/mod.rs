@@ -167,6 +167,13 @@ pub struct BaselineStatus {
     pub processes_tracked: usize,
     /// The kernel records syscalls of learning workloads (the program is attached).
     pub syscall_learning: bool,
+    /// Workloads whose profile the kernel shadows or enforces, and the backends it uses.
+    #[serde(default)]
+    pub enforced_in_kernel: usize,
+    #[serde(default)]
+    pub enforcement_backend: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement_error: Option<String>,
     pub stats: crate::baseline::engine::EngineStats,
 }
 

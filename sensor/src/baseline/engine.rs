@@ -14,7 +14,7 @@ use crate::{
 
 use super::{
     generalize,
-    model::{Baseline, Deviation, FeatureSet, Mode, Model, Seen},
+    model::{Baseline, Deviation, Enforcement, FeatureSet, Mode, Model, Seen, Stage},
     score::{self, AnomalyType, Component},
     workload::{Assigned, Assignments, Attribution, WorkloadId, WorkloadKind, glob},
 };
@@ -36,6 +36,7 @@ pub enum Feature {
     Listen,
     Privilege,
     User,
+    ExeId,
 }
 
 impl Feature {
@@ -51,6 +52,7 @@ impl Feature {
             Feature::Listen => "listen",
             Feature::Privilege => "privileges",
             Feature::User => "users",
+            Feature::ExeId => "exe_ids",
         }
     }
 
@@ -66,6 +68,7 @@ impl Feature {
             Feature::Listen => &m.listen,
             Feature::Privilege => &m.privileges,
             Feature::User => &m.users,
+            Feature::ExeId => &m.exe_ids,
         }
     }
 
@@ -81,13 +84,18 @@ impl Feature {
             Feature::Listen => &mut m.listen,
             Feature::Privilege => &mut m.privileges,
             Feature::User => &mut m.users,
+            Feature::ExeId => &mut m.exe_ids,
         }
     }
 
     /// Observations of the family this feature belongs to.
     fn observations(self, m: &Model) -> u64 {
         match self {
-            Feature::Executable | Feature::Edge | Feature::Command | Feature::User => m.counts.exec,
+            Feature::Executable
+            | Feature::Edge
+            | Feature::Command
+            | Feature::User
+            | Feature::ExeId => m.counts.exec,
             Feature::FileRead | Feature::FileWrite => m.counts.file,
             Feature::Peer | Feature::Port | Feature::Listen => m.counts.network,
             // Privilege changes are rare by nature: judge them against everything learned.
@@ -129,6 +137,8 @@ struct Live {
     alerted: HashMap<(&'static str, String), i64>,
     last_active: i64,
     cgroups: BTreeSet<u64>,
+    /// Their paths below the cgroup v2 root, where known (enforcement attaches there).
+    cgroup_paths: std::collections::BTreeMap<u64, String>,
 }
 
 /// A learning workload as the kernel's syscall recorder sees it: its cgroups (containers,
@@ -165,6 +175,8 @@ pub struct Engine {
     live: HashMap<String, Live>,
     /// cgroup id → the workload last seen in it.
     cgroup_owner: HashMap<u64, String>,
+    /// The kernel's enforcement counters per workload.
+    kernel_counts: HashMap<String, crate::probes::enforce::EnforceCounts>,
     dirty: HashSet<String>,
     archived: Vec<Baseline>,
     removed: Vec<String>,
@@ -194,6 +206,7 @@ impl Engine {
             workloads: HashMap::new(),
             live: HashMap::new(),
             cgroup_owner: HashMap::new(),
+            kernel_counts: HashMap::new(),
             dirty: HashSet::new(),
             archived: Vec::new(),
             removed: Vec::new(),
@@ -315,7 +328,7 @@ impl Engine {
             out.push(a);
         }
         let features = features(ev);
-        self.own_cgroup(&key, ev.cgroup.id);
+        self.own_cgroup(&key, ev.cgroup.id, ev.cgroup.path.as_deref());
         let live = self.live.entry(key.clone()).or_default();
         live.last_active = now;
         let Some(b) = self.workloads.get_mut(&key) else {
@@ -333,6 +346,12 @@ impl Engine {
             }
             Mode::Monitoring | Mode::Frozen => {
                 let comps = score_event(&self.cfg, b, live, ev, &features, now);
+                if b.enforcement.is_some()
+                    && let Some(a) = check_profile(&self.cfg, b, ev, &features, now)
+                {
+                    self.dirty.insert(key.clone());
+                    out.push(a);
+                }
                 self.finish_components(&key, comps, ev, now, out);
             }
         }
@@ -401,7 +420,7 @@ impl Engine {
     /// A cgroup belongs to one workload (the last one seen in it): a container first seen
     /// before its runtime wrote its name moves to its named workload, and the kernel's
     /// syscall recorder must know which one to credit.
-    fn own_cgroup(&mut self, key: &str, cgroup: u64) {
+    fn own_cgroup(&mut self, key: &str, cgroup: u64, path: Option<&str>) {
         if cgroup == 0 {
             return;
         }
@@ -410,6 +429,7 @@ impl Engine {
             Some(old) => {
                 if let Some(l) = self.live.get_mut(old) {
                     l.cgroups.remove(&cgroup);
+                    l.cgroup_paths.remove(&cgroup);
                 }
             }
             None => {}
@@ -421,6 +441,9 @@ impl Engine {
         let live = self.live.entry(key.to_owned()).or_default();
         if live.cgroups.len() < 64 {
             live.cgroups.insert(cgroup);
+            if let Some(p) = path {
+                live.cgroup_paths.insert(cgroup, p.to_owned());
+            }
         }
     }
 
@@ -590,6 +613,200 @@ impl Engine {
             .collect()
     }
 
+    /// Move a frozen workload's profile to shadow or enforce, or back to neither. Enforcing
+    /// needs the promotion criterion to hold, unless `force`.
+    pub fn set_stage(
+        &mut self,
+        key: &str,
+        stage: Option<Stage>,
+        force: bool,
+        now: i64,
+    ) -> Result<String, String> {
+        let cfg = self.cfg.clone();
+        let b = self.workloads.get_mut(key).ok_or_else(|| unknown(key))?;
+        if b.mode == Mode::Learning && stage.is_some() {
+            return Err(format!(
+                "{key} is still learning; `sensor baseline freeze` it before shadowing its profile"
+            ));
+        }
+        let msg = match (stage, b.enforcement.as_mut()) {
+            (None, _) => {
+                b.enforcement = None;
+                format!("{key}: profile off (nothing counted or enforced)")
+            }
+            (Some(Stage::Shadow), _) => {
+                b.enforcement = Some(Enforcement {
+                    stage: Stage::Shadow,
+                    since: now,
+                    checked: 0,
+                    would_deny: 0,
+                    denied: 0,
+                    last_violation: None,
+                    checked_since_violation: 0,
+                    pending: Vec::new(),
+                });
+                format!("{key}: profile in shadow (counted and alerted, not enforced)")
+            }
+            (Some(Stage::Enforce), Some(e)) => {
+                if !force && !ready(&cfg, e, now) {
+                    return Err(format!(
+                        "{key}: not ready ({}); `--force` enforces anyway",
+                        readiness(&cfg, e, now)
+                    ));
+                }
+                e.stage = Stage::Enforce;
+                e.since = now;
+                format!("{key}: profile enforced")
+            }
+            (Some(Stage::Enforce), None) if force => {
+                b.enforcement = Some(Enforcement {
+                    stage: Stage::Enforce,
+                    since: now,
+                    checked: 0,
+                    would_deny: 0,
+                    denied: 0,
+                    last_violation: None,
+                    checked_since_violation: 0,
+                    pending: Vec::new(),
+                });
+                format!("{key}: profile enforced without a shadow period (--force)")
+            }
+            (Some(Stage::Enforce), None) => {
+                return Err(format!(
+                    "{key}: shadow it first (`sensor profile shadow`), or enforce with --force"
+                ));
+            }
+        };
+        self.dirty.insert(key.to_owned());
+        Ok(msg)
+    }
+
+    /// Self-heal after review: learn the out-of-profile behaviour held for approval.
+    pub fn approve(&mut self, key: &str, now: i64) -> Result<usize, String> {
+        let (max, collapse) = (self.cfg.max_items, self.cfg.collapse_at);
+        let b = self.workloads.get_mut(key).ok_or_else(|| unknown(key))?;
+        let Some(e) = b.enforcement.as_mut() else {
+            return Err(format!("{key} has no profile in shadow or enforce"));
+        };
+        let pending = std::mem::take(&mut e.pending);
+        for d in &pending {
+            let f = match d.feature.as_str() {
+                "exe_ids" => Feature::ExeId,
+                "peers" => Feature::Peer,
+                _ => continue,
+            };
+            f.set_mut(&mut b.model).learn(&d.value, now, max, collapse);
+            if f == Feature::Peer
+                && let Some((_, port)) = d.value.rsplit_once(':')
+            {
+                b.model
+                    .ports
+                    .learn(&format!("port/{port}"), now, max, collapse);
+            }
+        }
+        self.dirty.insert(key.to_owned());
+        Ok(pending.len())
+    }
+
+    /// Enforce ready shadowed profiles when `auto_promote` is on.
+    pub fn auto_promote(&mut self, now: i64) {
+        if !self.cfg.auto_promote {
+            return;
+        }
+        for (key, b) in self.workloads.iter_mut() {
+            if let Some(e) = b.enforcement.as_mut()
+                && e.stage == Stage::Shadow
+                && ready(&self.cfg, e, now)
+            {
+                e.stage = Stage::Enforce;
+                e.since = now;
+                self.dirty.insert(key.clone());
+                tracing::info!(workload = %key, "profile promoted to enforce");
+            }
+        }
+    }
+
+    /// Shadowed and enforced container and unit workloads, as the kernel enforces them
+    /// (programs share their cgroups with other processes: `sensor exec --profile` confines
+    /// them instead).
+    pub fn enforcement_targets(&self) -> Vec<EnforceTarget> {
+        self.workloads
+            .iter()
+            .filter(|(_, b)| b.workload.kind != WorkloadKind::Exe)
+            .filter_map(|(key, b)| {
+                let e = b.enforcement.as_ref()?;
+                let live = self.live.get(key)?;
+                let cgroups: Vec<(u64, String)> = live
+                    .cgroup_paths
+                    .iter()
+                    .map(|(id, p)| (*id, p.clone()))
+                    .collect();
+                if cgroups.is_empty() {
+                    return None;
+                }
+                let exe_ids = b
+                    .model
+                    .exe_ids
+                    .items
+                    .keys()
+                    .filter_map(|k| {
+                        let (d, i) = k.split_once(':')?;
+                        Some((d.parse().ok()?, i.parse().ok()?))
+                    })
+                    .collect();
+                let peers = b
+                    .model
+                    .peers
+                    .items
+                    .keys()
+                    .filter_map(|k| {
+                        let sa: std::net::SocketAddr = k.parse().ok()?;
+                        Some((sa.ip(), sa.port()))
+                    })
+                    .collect();
+                Some(EnforceTarget {
+                    workload: key.clone(),
+                    shadow: e.stage == Stage::Shadow,
+                    cgroups,
+                    exe_ids,
+                    peers,
+                })
+            })
+            .collect()
+    }
+
+    /// Exact kernel counters of a workload's policy (the agent reads them every second).
+    pub fn set_kernel_counts(&mut self, key: &str, counts: crate::probes::enforce::EnforceCounts) {
+        self.kernel_counts.insert(key.to_owned(), counts);
+    }
+
+    pub fn profile_status(&self, now: i64) -> Vec<ProfileSummary> {
+        let mut out: Vec<ProfileSummary> = self
+            .workloads
+            .iter()
+            .map(|(key, b)| {
+                let e = b.enforcement.as_ref();
+                ProfileSummary {
+                    workload: key.clone(),
+                    baseline_mode: b.mode,
+                    baseline_version: b.version,
+                    stage: e.map(|e| e.stage),
+                    coverage: e.map(coverage),
+                    checked: e.map_or(0, |e| e.checked),
+                    would_deny: e.map_or(0, |e| e.would_deny),
+                    denied: e.map_or(0, |e| e.denied),
+                    pending: e.map_or(0, |e| e.pending.len()),
+                    ready: e.is_some_and(|e| e.stage == Stage::Shadow && ready(&self.cfg, e, now)),
+                    readiness: e.map(|e| readiness(&self.cfg, e, now)),
+                    kernel: self.kernel_counts.get(key).copied(),
+                    kernel_enforced: b.workload.kind != WorkloadKind::Exe,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.workload.cmp(&b.workload));
+        out
+    }
+
     /// Syscalls the kernel recorded for a learning workload.
     pub fn merge_syscalls(&mut self, workload: &str, syscalls: &[u32]) {
         if let Some(b) = self.workloads.get_mut(workload)
@@ -602,6 +819,63 @@ impl Engine {
             }
         }
     }
+}
+
+/// A shadowed or enforced workload, for the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnforceTarget {
+    pub workload: String,
+    pub shadow: bool,
+    pub cgroups: Vec<(u64, String)>,
+    pub exe_ids: Vec<(u32, u64)>,
+    pub peers: Vec<(std::net::IpAddr, u16)>,
+}
+
+/// One workload in `sensor profile status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProfileSummary {
+    pub workload: String,
+    pub baseline_mode: Mode,
+    pub baseline_version: u32,
+    pub stage: Option<Stage>,
+    /// Share of checked execs and connects inside the profile (1.0 = all).
+    pub coverage: Option<f64>,
+    pub checked: u64,
+    pub would_deny: u64,
+    pub denied: u64,
+    pub pending: usize,
+    pub ready: bool,
+    pub readiness: Option<String>,
+    /// The kernel's exact counters for its policy.
+    pub kernel: Option<crate::probes::enforce::EnforceCounts>,
+    /// Containers and units are enforced in the kernel; programs with `sensor exec`.
+    pub kernel_enforced: bool,
+}
+
+fn coverage(e: &Enforcement) -> f64 {
+    if e.checked == 0 {
+        return 1.0;
+    }
+    let bad = e.would_deny + e.denied;
+    ((1.0 - bad as f64 / e.checked as f64) * 1000.0).round() / 1000.0
+}
+
+/// The promotion criterion: nothing out of profile for a while, in time or in checks.
+fn ready(cfg: &BaselineConfig, e: &Enforcement, now: i64) -> bool {
+    let quiet_since = e.last_violation.unwrap_or(e.since);
+    now - quiet_since >= cfg.promote_after_secs as i64
+        || e.checked_since_violation >= cfg.promote_after_events
+}
+
+fn readiness(cfg: &BaselineConfig, e: &Enforcement, now: i64) -> String {
+    let quiet_since = e.last_violation.unwrap_or(e.since);
+    format!(
+        "{} without a violation (needs {}), {} checks since the last (needs {})",
+        score::span(now - quiet_since),
+        score::span(cfg.promote_after_secs as i64),
+        e.checked_since_violation,
+        cfg.promote_after_events
+    )
 }
 
 fn bad_key(key: &str) -> String {
@@ -642,6 +916,9 @@ pub fn features(ev: &Event) -> Vec<(Feature, String)> {
             out.push((Feature::Command, generalize::command(exe, &p.args)));
             out.push((Feature::Executable, g));
             out.push((Feature::User, super::workload::user_of(ev)));
+            if let Some(x) = &p.exe {
+                out.push((Feature::ExeId, format!("{}:{}", x.device, x.inode)));
+            }
         }
         Kind::File => {
             let Some(f) = &ev.file else {
@@ -971,8 +1248,8 @@ fn score_event(
                     reason,
                 )
             }
-            // Counted in the peer's weight.
-            Feature::Port => continue,
+            // Counted in the peer's weight; file identities serve enforcement.
+            Feature::Port | Feature::ExeId => continue,
             Feature::Listen => {
                 let reason = format!("listens on {v}, never seen ({learned} learned)");
                 component(
@@ -1094,6 +1371,98 @@ fn score_event(
         }
     }
     comps
+}
+
+/// Whether an exec or connect is inside the workload's profile (its learned executables by
+/// identity, its learned peers); an action outside counts and alerts: "would deny" in
+/// shadow, "denied" in enforce (where the kernel refused it).
+fn check_profile(
+    cfg: &BaselineConfig,
+    b: &mut Baseline,
+    ev: &Event,
+    features: &[(Feature, String)],
+    now: i64,
+) -> Option<Alert> {
+    let checked: Vec<&(Feature, String)> = features
+        .iter()
+        .filter(|(f, _)| matches!(f, Feature::ExeId | Feature::Peer))
+        .collect();
+    if checked.is_empty() {
+        return None;
+    }
+    let outside: Vec<&(Feature, String)> = checked
+        .into_iter()
+        .filter(|(f, v)| !f.set(&b.model).contains(v))
+        .collect();
+    let key = b.workload.key();
+    let e = b.enforcement.as_mut()?;
+    e.checked += 1;
+    let Some((feature, value)) = outside.first().map(|(f, v)| (*f, v.clone())) else {
+        e.checked_since_violation += 1;
+        return None;
+    };
+    e.last_violation = Some(now);
+    e.checked_since_violation = 0;
+    let stage = e.stage;
+    match stage {
+        crate::baseline::model::Stage::Shadow => e.would_deny += 1,
+        crate::baseline::model::Stage::Enforce => e.denied += 1,
+    }
+    let what = match feature {
+        Feature::ExeId => format!(
+            "exec of {} (file {value}), not among the {} programs of the profile",
+            ev.process.executable.as_deref().unwrap_or(&ev.process.name),
+            b.model.exe_ids.len()
+        ),
+        _ => format!(
+            "connect to {value}, not among the {} peers of the profile",
+            b.model.peers.len()
+        ),
+    };
+    // Self-heal: approved later by an operator, or at once in a permissive (auto) profile.
+    if stage == crate::baseline::model::Stage::Shadow && cfg.self_heal_auto {
+        for (f, v) in features {
+            f.set_mut(&mut b.model)
+                .learn(v, now, cfg.max_items, cfg.collapse_at);
+        }
+    } else if let Some(e) = b.enforcement.as_mut()
+        && !e.pending.iter().any(|d| d.value == value)
+        && e.pending.len() < MAX_DEVIATIONS
+    {
+        e.pending.push(Deviation {
+            feature: feature.name().to_owned(),
+            value: value.clone(),
+            seen: Seen {
+                n: 1,
+                first: now,
+                last: now,
+            },
+            score: 0.0,
+        });
+    }
+    let (rule, title, severity, verb) = match stage {
+        crate::baseline::model::Stage::Shadow => (
+            "sensor.profile.would_deny",
+            "Out of profile (shadow: not blocked)",
+            crate::alert::Severity::Medium,
+            "would be denied",
+        ),
+        crate::baseline::model::Stage::Enforce => (
+            "sensor.profile.denied",
+            "Out of profile: denied",
+            crate::alert::Severity::High,
+            "denied",
+        ),
+    };
+    let mut a = Alert::new(rule, title, severity, format!("{key}: {what}; {verb}"))
+        .with_tag("profile")
+        .with_field("workload", key.as_str())
+        .with_field("profile.stage", stage.as_str())
+        .with_field("profile.feature", feature.name())
+        .with_field("profile.value", value)
+        .with_field("baseline.version", b.version);
+    a.time = ev.timestamp.clone();
+    Some(crate::pipeline::alert_context(a, ev))
 }
 
 fn privilege_technique(v: &str) -> Option<&'static str> {

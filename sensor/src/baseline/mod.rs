@@ -62,6 +62,22 @@ pub enum Command {
     Reset {
         workload: String,
     },
+    /// The profile lifecycle: status of every workload, and stage changes.
+    ProfileStatus,
+    ProfileShadow {
+        workload: String,
+    },
+    ProfileEnforce {
+        workload: String,
+        #[serde(default)]
+        force: bool,
+    },
+    ProfileOff {
+        workload: String,
+    },
+    ProfileApprove {
+        workload: String,
+    },
 }
 
 /// One workload in `baseline list` and the learning progress view.
@@ -100,6 +116,7 @@ pub enum Reply {
     },
     Diff(Box<Diff>),
     Baseline(Box<Baseline>),
+    Profiles(Vec<engine::ProfileSummary>),
     Done(String),
     Error(String),
 }
@@ -278,6 +295,21 @@ fn run(engine: &mut Engine, store: Option<&Store>, cmd: Command, now: i64) -> Re
         Command::Freeze { workload } => engine
             .freeze(&workload)
             .map(|()| Reply::Done(format!("{workload} is frozen"))),
+        Command::ProfileStatus => Ok(Reply::Profiles(engine.profile_status(now))),
+        Command::ProfileShadow { workload } => engine
+            .set_stage(&workload, Some(model::Stage::Shadow), false, now)
+            .map(Reply::Done),
+        Command::ProfileEnforce { workload, force } => engine
+            .set_stage(&workload, Some(model::Stage::Enforce), force, now)
+            .map(Reply::Done),
+        Command::ProfileOff { workload } => {
+            engine.set_stage(&workload, None, false, now).map(Reply::Done)
+        }
+        Command::ProfileApprove { workload } => engine.approve(&workload, now).map(|n| {
+            Reply::Done(format!(
+                "{workload}: {n} held behaviours learned into its baseline (the profile allows them now)"
+            ))
+        }),
         Command::Reset { workload } => engine.reset(&workload, now).map(|v| {
             Reply::Done(format!(
                 "{workload}: the old baseline was archived; version {v} is learning from scratch"

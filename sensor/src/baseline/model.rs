@@ -233,6 +233,9 @@ pub struct Model {
     /// Users the workload's processes ran as.
     #[serde(default)]
     pub users: FeatureSet,
+    /// Executed files by identity (`device:inode`): the kernel's exec allow-list.
+    #[serde(default)]
+    pub exe_ids: FeatureSet,
     /// Syscall numbers the kernel saw while learning (x86_64 numbering).
     #[serde(default)]
     pub syscalls: BTreeSet<u32>,
@@ -251,7 +254,7 @@ impl Model {
         self.sets().iter().map(|(_, s)| s.len()).sum::<usize>() + self.syscalls.len()
     }
 
-    pub fn sets(&self) -> [(&'static str, &FeatureSet); 10] {
+    pub fn sets(&self) -> [(&'static str, &FeatureSet); 11] {
         [
             ("executables", &self.executables),
             ("edges", &self.edges),
@@ -263,6 +266,7 @@ impl Model {
             ("listen", &self.listen),
             ("privileges", &self.privileges),
             ("users", &self.users),
+            ("exe_ids", &self.exe_ids),
         ]
     }
 }
@@ -275,6 +279,44 @@ pub struct Deviation {
     pub value: String,
     pub seen: Seen,
     pub score: f64,
+}
+
+/// Where a frozen baseline's profile stands: counted only (shadow) or enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Shadow,
+    Enforce,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Shadow => "shadow",
+            Stage::Enforce => "enforce",
+        }
+    }
+}
+
+/// The enforcement lifecycle of a workload's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enforcement {
+    pub stage: Stage,
+    /// Unix seconds the stage began.
+    pub since: i64,
+    /// Execs and connects checked against the profile since shadowing began.
+    pub checked: u64,
+    /// Of those, out of profile: would have been denied (shadow) or were (enforce).
+    pub would_deny: u64,
+    pub denied: u64,
+    /// Unix seconds of the last out-of-profile action, and checks since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_violation: Option<i64>,
+    pub checked_since_violation: u64,
+    /// Out-of-profile behaviour awaiting `sensor profile approve` (self-heal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Deviation>,
 }
 
 /// Learning progress (for the progress view and the stability criterion).
@@ -314,6 +356,9 @@ pub struct Baseline {
     pub model: Model,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deviations: Vec<Deviation>,
+    /// The profile's lifecycle, once shadowing began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
 }
 
 impl Baseline {
@@ -334,6 +379,7 @@ impl Baseline {
             },
             model: Model::default(),
             deviations: Vec::new(),
+            enforcement: None,
         }
     }
 

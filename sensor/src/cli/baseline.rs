@@ -429,6 +429,16 @@ pub fn table(list: &[Summary]) -> String {
     o
 }
 
+/// Run one baseline command on the running agent or the store (for `sensor profile`).
+pub fn command(
+    state: &StateDir,
+    config: Option<&Path>,
+    db: Option<&Path>,
+    cmd: Command,
+) -> anyhow::Result<Reply> {
+    Target::open(state, config, db)?.ok(cmd)
+}
+
 /// A workload's baseline, from the running agent or the store (for `sensor profile`).
 pub fn fetch(
     state: &StateDir,

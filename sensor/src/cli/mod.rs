@@ -932,5 +932,14 @@ pub fn human_status(s: &StatusReport) -> String {
     } else {
         o.push_str("baselines: disabled in the config\n");
     }
+    if b.enabled && b.error.is_none() {
+        o.push_str(&format!(
+            "enforcement: {} workloads shadowed or enforced in the kernel; backends: {}\n",
+            b.enforced_in_kernel, b.enforcement_backend
+        ));
+        if let Some(e) = &b.enforcement_error {
+            o.push_str(&format!("  enforcement error: {e}\n"));
+        }
+    }
     o
 }

@@ -55,6 +55,24 @@ enum ProfileCommand {
     },
     /// Validate a profile file (`*.profile.json`): every problem names its field.
     Check { file: PathBuf },
+    /// Each workload's profile stage, coverage, out-of-profile counts and readiness.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate the profile without enforcing it: out-of-profile execs and connects are
+    /// counted and alerted (`sensor.profile.would_deny`).
+    Shadow { workload: String },
+    /// Enforce a shadowed profile once its promotion criterion holds (or with --force).
+    Enforce {
+        workload: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop shadowing or enforcing.
+    Off { workload: String },
+    /// Learn the out-of-profile behaviour held since shadowing (self-heal after review).
+    Approve { workload: String },
 }
 
 #[derive(Args, Debug)]
@@ -106,6 +124,79 @@ pub fn main(state: &StateDir, config: Option<&Path>, args: ProfileArgs) -> anyho
             }
             Ok(())
         }
+        ProfileCommand::Status { json } => {
+            let crate::baseline::Reply::Profiles(list) = super::baseline::command(
+                state,
+                config,
+                None,
+                crate::baseline::Command::ProfileStatus,
+            )?
+            else {
+                bail!("unexpected reply");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            println!(
+                "{:<44} {:<10} {:<8} {:>8} {:>8} {:>6} {:>6} {:>7}  READY",
+                "WORKLOAD",
+                "BASELINE",
+                "STAGE",
+                "COVERAGE",
+                "CHECKED",
+                "WOULD",
+                "DENIED",
+                "PENDING"
+            );
+            for p in &list {
+                println!(
+                    "{:<44} {:<10} {:<8} {:>8} {:>8} {:>6} {:>6} {:>7}  {}",
+                    crate::escape::escape_str(&p.workload, 44),
+                    p.baseline_mode.as_str(),
+                    p.stage.map_or("-", |s| s.as_str()),
+                    p.coverage
+                        .map_or("-".into(), |c| format!("{:.1}%", c * 100.0)),
+                    p.checked,
+                    p.would_deny,
+                    p.denied,
+                    p.pending,
+                    match (&p.stage, p.ready) {
+                        (Some(crate::baseline::model::Stage::Shadow), true) => "ready".to_owned(),
+                        (Some(crate::baseline::model::Stage::Shadow), false) =>
+                            p.readiness.clone().unwrap_or_default(),
+                        _ => String::new(),
+                    }
+                );
+                if let Some(k) = p.kernel {
+                    println!(
+                        "    kernel: exec denied {} / would deny {}, connect denied {} / would deny {}",
+                        k.exec_denied, k.exec_would_deny, k.connect_denied, k.connect_would_deny
+                    );
+                }
+            }
+            Ok(())
+        }
+        ProfileCommand::Shadow { workload } => done(
+            state,
+            config,
+            crate::baseline::Command::ProfileShadow { workload },
+        ),
+        ProfileCommand::Enforce { workload, force } => done(
+            state,
+            config,
+            crate::baseline::Command::ProfileEnforce { workload, force },
+        ),
+        ProfileCommand::Off { workload } => done(
+            state,
+            config,
+            crate::baseline::Command::ProfileOff { workload },
+        ),
+        ProfileCommand::Approve { workload } => done(
+            state,
+            config,
+            crate::baseline::Command::ProfileApprove { workload },
+        ),
         ProfileCommand::Check { file } => {
             let p = load(&file)?;
             println!(
@@ -121,6 +212,20 @@ pub fn main(state: &StateDir, config: Option<&Path>, args: ProfileArgs) -> anyho
             );
             Ok(())
         }
+    }
+}
+
+fn done(
+    state: &StateDir,
+    config: Option<&Path>,
+    cmd: crate::baseline::Command,
+) -> anyhow::Result<()> {
+    match super::baseline::command(state, config, None, cmd)? {
+        crate::baseline::Reply::Done(m) => {
+            println!("{}", crate::escape::escape_str(&m, 400));
+            Ok(())
+        }
+        _ => bail!("unexpected reply"),
     }
 }
 

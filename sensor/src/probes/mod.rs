@@ -5,6 +5,7 @@
 
 pub mod btf;
 pub mod decode;
+pub mod enforce;
 pub mod learn;
 pub mod reader;
 
@@ -38,6 +39,8 @@ pub enum ProbeError {
     AyaBtf(String),
     #[error("loading the eBPF object failed: {0}")]
     Load(String),
+    #[error("attaching {0}")]
+    Attach(String),
     #[error("map `{name}`: {reason}")]
     Map { name: &'static str, reason: String },
     #[error(
@@ -115,6 +118,8 @@ pub struct Probes {
     pub report: AttachReport,
     /// The syscall recorder's link while some workload learns.
     learn_link: Option<aya::programs::tp_btf::BtfTracePointLinkId>,
+    /// The connect programs' links, by enforced cgroup.
+    connect_links: enforce::ConnectLinks,
 }
 
 /// Where a program attaches, derived from its name.
@@ -130,7 +135,10 @@ enum Hook {
 }
 
 fn hook_for(name: &str) -> Option<Hook> {
-    if name == sensor_common::PROG_LEARN_SYSCALLS {
+    if name == sensor_common::PROG_LEARN_SYSCALLS
+        || name == sensor_common::PROG_CONNECT4
+        || name == sensor_common::PROG_CONNECT6
+    {
         return Some(Hook::OnDemand);
     }
     if let Some(s) = name.strip_prefix("enter_") {
@@ -272,6 +280,13 @@ impl Probes {
                 (Some(Hook::Btf { target }), Program::BtfTracePoint(p)) => {
                     Self::attach_btf(p, target, &aya_btf)
                 }
+                (Some(Hook::OnDemand), Program::CgroupSockAddr(p)) => {
+                    // Attached to enforced workloads' cgroups only.
+                    if let Err(e) = p.load() {
+                        tracing::warn!(program = name, reason = %short_reason(&e), "connect enforcement unavailable");
+                    }
+                    continue;
+                }
                 (Some(Hook::OnDemand), Program::BtfTracePoint(p)) => {
                     // Not part of the attach report: it attaches while workloads learn.
                     if let Err(e) = p.load("sys_enter", &aya_btf) {
@@ -325,6 +340,7 @@ impl Probes {
                 counters,
                 report,
                 learn_link: None,
+                connect_links: enforce::ConnectLinks::default(),
             },
             ring,
         ))

@@ -1,0 +1,302 @@
+//! The kernel side of enforcement: fill the allow-lists of shadowed and enforced workloads,
+//! attach the connect programs to their cgroups (never the root cgroup), and read the
+//! per-policy counters back.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    path::Path,
+};
+
+use aya::{
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
+    programs::{CgroupAttachMode, CgroupSockAddr},
+};
+use sensor_common::{
+    ConnectAllowKey, ENF_FLAG_CONNECT, ENF_FLAG_EXEC, ENF_FLAG_SHADOW, ENFORCE_COUNTERS,
+    ENFORCE_MAX_POLICIES, EnforcePolicy, ExecAllowKey, MAP_CONNECT_ALLOW, MAP_ENFORCE_CGROUPS,
+    MAP_ENFORCE_STATS, MAP_EXEC_ALLOW, PROG_CONNECT4, PROG_CONNECT6,
+};
+
+use super::{ProbeError, Probes, short_reason};
+
+/// One workload's policy as the kernel applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelPolicy {
+    pub id: u32,
+    pub shadow: bool,
+    /// (cgroup id, cgroup path relative to the cgroup v2 root).
+    pub cgroups: Vec<(u64, String)>,
+    pub exec_allow: Vec<(u32, u64)>,
+    pub connect_allow: Vec<(IpAddr, u16)>,
+}
+
+/// Per-policy counters (summed over CPUs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnforceCounts {
+    pub exec_denied: u64,
+    pub exec_would_deny: u64,
+    pub connect_denied: u64,
+    pub connect_would_deny: u64,
+}
+
+/// Links of the connect programs, by cgroup path.
+#[derive(Default)]
+pub struct ConnectLinks {
+    by_path: HashMap<String, [aya::programs::cgroup_sock_addr::CgroupSockAddrLinkId; 2]>,
+}
+
+fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
+    move |e| ProbeError::Map {
+        name,
+        reason: e.to_string(),
+    }
+}
+
+impl Probes {
+    fn enforce_map<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<BpfHashMap<&mut MapData, K, V>, ProbeError> {
+        let m = self.ebpf.map_mut(name).ok_or_else(|| ProbeError::Map {
+            name,
+            reason: "missing from the object".into(),
+        })?;
+        BpfHashMap::try_from(m).map_err(map_err(name))
+    }
+
+    /// Make the kernel's enforcement match `policies` and return each policy's counters.
+    /// `cgroup_root` is the cgroup v2 mount.
+    pub fn enforce_sync(
+        &mut self,
+        policies: &[KernelPolicy],
+        cgroup_root: &Path,
+    ) -> Result<HashMap<u32, EnforceCounts>, ProbeError> {
+        // Allow-lists first, then the cgroups that point at them: a cgroup never meets an
+        // empty list mid-update.
+        {
+            let mut exec = self.enforce_map::<ExecAllowKey, u8>(MAP_EXEC_ALLOW)?;
+            let want: HashSet<ExecAllowKey> = policies
+                .iter()
+                .flat_map(|p| {
+                    p.exec_allow.iter().map(move |(dev, ino)| ExecAllowKey {
+                        policy: p.id,
+                        dev: *dev,
+                        ino: *ino,
+                    })
+                })
+                .collect();
+            for k in &want {
+                exec.insert(k, 1, 0).map_err(map_err(MAP_EXEC_ALLOW))?;
+            }
+            let stale: Vec<ExecAllowKey> = exec
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| !want.contains(k))
+                .collect();
+            for k in stale {
+                let _ = exec.remove(&k);
+            }
+        }
+        {
+            let mut conn = self.enforce_map::<ConnectAllowKey, u8>(MAP_CONNECT_ALLOW)?;
+            let want: HashSet<ConnectAllowKey> = policies
+                .iter()
+                .flat_map(|p| {
+                    p.connect_allow.iter().map(move |(ip, port)| {
+                        let mut bytes = [0u8; 16];
+                        let family = match ip {
+                            IpAddr::V4(a) => {
+                                bytes[..4].copy_from_slice(&a.octets());
+                                4
+                            }
+                            IpAddr::V6(a) => {
+                                bytes = a.octets();
+                                6
+                            }
+                        };
+                        ConnectAllowKey {
+                            policy: p.id,
+                            port: *port,
+                            family,
+                            ip: bytes,
+                        }
+                    })
+                })
+                .collect();
+            for k in &want {
+                conn.insert(k, 1, 0).map_err(map_err(MAP_CONNECT_ALLOW))?;
+            }
+            let stale: Vec<ConnectAllowKey> = conn
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| !want.contains(k))
+                .collect();
+            for k in stale {
+                let _ = conn.remove(&k);
+            }
+        }
+        {
+            let mut cgroups = self.enforce_map::<u64, EnforcePolicy>(MAP_ENFORCE_CGROUPS)?;
+            let want: HashMap<u64, EnforcePolicy> = policies
+                .iter()
+                .flat_map(|p| {
+                    let flags = ENF_FLAG_EXEC
+                        | ENF_FLAG_CONNECT
+                        | if p.shadow { ENF_FLAG_SHADOW } else { 0 };
+                    p.cgroups.iter().map(move |(id, _)| {
+                        (
+                            *id,
+                            EnforcePolicy {
+                                policy: p.id,
+                                flags,
+                            },
+                        )
+                    })
+                })
+                .collect();
+            for (k, v) in &want {
+                cgroups
+                    .insert(k, v, 0)
+                    .map_err(map_err(MAP_ENFORCE_CGROUPS))?;
+            }
+            let stale: Vec<u64> = cgroups
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| !want.contains_key(k))
+                .collect();
+            for k in stale {
+                let _ = cgroups.remove(&k);
+            }
+        }
+        let paths: HashSet<String> = policies
+            .iter()
+            .flat_map(|p| p.cgroups.iter().map(|(_, path)| path.clone()))
+            .collect();
+        self.sync_connect_links(&paths, cgroup_root)?;
+        self.enforce_counts(policies.iter().map(|p| p.id))
+    }
+
+    fn sync_connect_links(
+        &mut self,
+        paths: &HashSet<String>,
+        cgroup_root: &Path,
+    ) -> Result<(), ProbeError> {
+        let stale: Vec<String> = self
+            .connect_links
+            .by_path
+            .keys()
+            .filter(|p| !paths.contains(*p))
+            .cloned()
+            .collect();
+        for path in stale {
+            if let Some(ids) = self.connect_links.by_path.remove(&path) {
+                for (name, id) in [PROG_CONNECT4, PROG_CONNECT6].into_iter().zip(ids) {
+                    if let Some(p) = self.ebpf.program_mut(name)
+                        && let Ok(p) = <&mut CgroupSockAddr>::try_from(p)
+                    {
+                        let _ = p.detach(id);
+                    }
+                }
+            }
+        }
+        for path in paths {
+            if self.connect_links.by_path.contains_key(path) {
+                continue;
+            }
+            let rel = path.trim_start_matches('/');
+            // Never the root cgroup: that would confine every process on the host.
+            if rel.is_empty() || rel.split('/').any(|c| c == "..") {
+                continue;
+            }
+            let dir = cgroup_root.join(rel);
+            let Ok(fd) = std::fs::File::open(&dir) else {
+                continue;
+            };
+            let mut ids = Vec::with_capacity(2);
+            for name in [PROG_CONNECT4, PROG_CONNECT6] {
+                let prog: &mut CgroupSockAddr = self
+                    .ebpf
+                    .program_mut(name)
+                    .ok_or_else(|| ProbeError::Load(format!("{name} missing")))?
+                    .try_into()
+                    .map_err(|e| ProbeError::Load(short_reason(&e)))?;
+                let id = prog
+                    // A BPF link (kernel 5.7+) coexists with other programs on the cgroup; link
+                    // creation refuses the multi-attach flag.
+                    .attach(&fd, CgroupAttachMode::Single)
+                    .map_err(|e| {
+                        ProbeError::Attach(format!(
+                            "{name} to {}: {}",
+                            dir.display(),
+                            short_reason(&e)
+                        ))
+                    })?;
+                ids.push(id);
+            }
+            if let Ok(pair) = <[_; 2]>::try_from(ids) {
+                self.connect_links.by_path.insert(path.clone(), pair);
+            }
+        }
+        Ok(())
+    }
+
+    fn enforce_counts(
+        &self,
+        ids: impl Iterator<Item = u32>,
+    ) -> Result<HashMap<u32, EnforceCounts>, ProbeError> {
+        let m = self
+            .ebpf
+            .map(MAP_ENFORCE_STATS)
+            .ok_or_else(|| ProbeError::Map {
+                name: MAP_ENFORCE_STATS,
+                reason: "missing from the object".into(),
+            })?;
+        let stats: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(m).map_err(map_err(MAP_ENFORCE_STATS))?;
+        let mut out = HashMap::new();
+        for id in ids.filter(|id| *id < ENFORCE_MAX_POLICIES) {
+            let get = |what: u32| -> u64 {
+                stats
+                    .get(&(id * ENFORCE_COUNTERS + what), 0)
+                    .map(|v| v.iter().sum())
+                    .unwrap_or(0)
+            };
+            out.insert(
+                id,
+                EnforceCounts {
+                    exec_denied: get(sensor_common::ENF_EXEC_DENIED),
+                    exec_would_deny: get(sensor_common::ENF_EXEC_WOULD),
+                    connect_denied: get(sensor_common::ENF_CONNECT_DENIED),
+                    connect_would_deny: get(sensor_common::ENF_CONNECT_WOULD),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Reset a policy's counters (a policy id reused for another workload starts at zero).
+    pub fn enforce_reset_counts(&mut self, id: u32) -> Result<(), ProbeError> {
+        if id >= ENFORCE_MAX_POLICIES {
+            return Ok(());
+        }
+        let m = self
+            .ebpf
+            .map_mut(MAP_ENFORCE_STATS)
+            .ok_or_else(|| ProbeError::Map {
+                name: MAP_ENFORCE_STATS,
+                reason: "missing from the object".into(),
+            })?;
+        let mut stats: PerCpuArray<&mut MapData, u64> =
+            PerCpuArray::try_from(m).map_err(map_err(MAP_ENFORCE_STATS))?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Load(e.to_string()))?;
+        for what in 0..ENFORCE_COUNTERS {
+            let zeros = aya::maps::PerCpuValues::try_from(vec![0u64; cpus])
+                .map_err(|e| ProbeError::Load(e.to_string()))?;
+            stats
+                .set(id * ENFORCE_COUNTERS + what, zeros, 0)
+                .map_err(map_err(MAP_ENFORCE_STATS))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! The profile lifecycle in the kernel, on a runc container the test creates: learned, frozen,
+//! shadowed (out-of-profile exec and connect run, and are counted exactly), then enforced
+//! (an unlearned program is killed before it runs, an unlearned connect fails with EPERM,
+//! learned ones and everything outside the container are untouched). Root only.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use sensor_tests::{Agent, require_root, runc};
+
+fn config() -> String {
+    sensor::config::DEFAULT_TOML
+        .replace("min_events = 200", "min_events = 20")
+        .replace("save_interval_secs = 30", "save_interval_secs = 1")
+        .replace("promote_after_events = 10000", "promote_after_events = 10")
+}
+
+fn cli_json(agent: &Agent, args: &[&str]) -> serde_json::Value {
+    let out = agent.cli(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn cli_ok(agent: &Agent, args: &[&str]) -> String {
+    let out = agent.cli(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn find<'a>(list: &'a serde_json::Value, workload: &str) -> Option<&'a serde_json::Value> {
+    list.as_array()?.iter().find(|s| s["workload"] == workload)
+}
+
+/// `runc exec` in the container: (exit code, stdout + stderr).
+fn exec_in(id: &str, args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new("runc")
+        .arg("exec")
+        .arg(id)
+        .args(args)
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&o.stderr));
+    (o.status.code(), text)
+}
+
+fn wait_for(what: &str, agent: &Agent, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile() {
+    let name = "shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile";
+    if !require_root(name) {
+        return;
+    }
+    if let Err(why) = runc::available() {
+        eprintln!("SKIP {name}: {why}");
+        return;
+    }
+    let agent = Agent::start(Some(&config()));
+    let image = format!("sensor-test/enforce-{}", std::process::id());
+    let workload = format!("container:{image}");
+    // Learned: reading a file and trying port 4100 on the container's own loopback.
+    let c = runc::Container::create(
+        &runc::unique_id("enforce"),
+        &[
+            "sh",
+            "-c",
+            "while true; do cat /proc/version >/dev/null; nc 127.0.0.1 4100 </dev/null 2>/dev/null; sleep 0.1; done",
+        ],
+    )
+    .unwrap();
+    {
+        let image = image.clone();
+        c.edit_config(move |cfg| {
+            cfg["annotations"] = serde_json::json!({ "sensor.image": image });
+            Ok(())
+        })
+        .unwrap();
+    }
+    // A second program file (another inode) the container never runs while learning
+    // (busybox picks its applet from argv[0], so the copy keeps the name).
+    std::fs::create_dir(c.rootfs().join("opt")).unwrap();
+    std::fs::copy(c.rootfs().join("bin/busybox"), c.rootfs().join("opt/busybox")).unwrap();
+    c.start_detached().unwrap();
+    wait_for("learning", &agent, || {
+        let l = cli_json(&agent, &["baseline", "list", "--json"]);
+        find(&l, &workload).is_some_and(|s| s["events"].as_u64().unwrap_or(0) >= 60)
+    });
+    cli_ok(&agent, &["baseline", "freeze", &workload]);
+    cli_ok(&agent, &["profile", "shadow", &workload]);
+    let kernel = |agent: &Agent| {
+        let l = cli_json(agent, &["profile", "status", "--json"]);
+        find(&l, &workload)
+            .and_then(|s| s.get("kernel").cloned())
+            .filter(|k| !k.is_null())
+    };
+    wait_for("the kernel policy", &agent, || kernel(&agent).is_some());
+
+    // Shadow: out of profile, but nothing is blocked; each is counted once.
+    let (code, out) = exec_in(c.id(), &["/opt/busybox", "echo", "ran"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ran"));
+    let (_, out) = exec_in(c.id(), &["nc", "127.0.0.1", "4200"]);
+    assert!(
+        !out.contains("not permitted"),
+        "shadow blocks nothing: {out}"
+    );
+    wait_for("shadow counters", &agent, || {
+        kernel(&agent).is_some_and(|k| k["exec_would_deny"] == 1 && k["connect_would_deny"] == 1)
+    });
+    let k = kernel(&agent).unwrap();
+    assert_eq!(
+        (k["exec_denied"].as_u64(), k["connect_denied"].as_u64()),
+        (Some(0), Some(0)),
+        "{k}"
+    );
+    let a = agent
+        .wait_alert(Duration::from_secs(5), |a| {
+            a.rule.id == "sensor.profile.would_deny"
+                && a.fields.get("profile.feature").and_then(|v| v.as_str()) == Some("peers")
+        })
+        .expect("would-deny alert for the connect");
+    assert!(a.message.contains("127.0.0.1:4200"), "{}", a.message);
+
+    // Ready once enough in-profile actions followed; then enforced.
+    wait_for("promotion criterion", &agent, || {
+        let l = cli_json(&agent, &["profile", "status", "--json"]);
+        find(&l, &workload).is_some_and(|s| s["ready"] == true)
+    });
+    cli_ok(&agent, &["profile", "enforce", &workload]);
+    wait_for("enforce in the kernel", &agent, || {
+        let l = cli_json(&agent, &["profile", "status", "--json"]);
+        find(&l, &workload).is_some_and(|s| s["stage"] == "enforce")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The unlearned program is killed before it runs; the unlearned connect gets EPERM.
+    let (code, out) = exec_in(c.id(), &["/opt/busybox", "echo", "ran"]);
+    assert!(!out.contains("ran"), "{out}");
+    assert_ne!(code, Some(0));
+    let (_, out) = exec_in(c.id(), &["nc", "127.0.0.1", "4200"]);
+    assert!(out.contains("not permitted"), "{out}");
+    // Learned ones still work (refused by the empty port, not by the policy).
+    let (code, out) = exec_in(c.id(), &["cat", "/proc/version"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, out) = exec_in(c.id(), &["nc", "127.0.0.1", "4100"]);
+    assert!(!out.contains("not permitted"), "{out}");
+    wait_for("enforce counters", &agent, || {
+        kernel(&agent).is_some_and(|k| k["exec_denied"] == 1 && k["connect_denied"] == 1)
+    });
+    // Outside the container nothing changed: the same connect from the host is refused by
+    // the empty port, not by a policy.
+    let e = std::net::TcpStream::connect(("127.0.0.1", 4200)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(
+        agent
+            .wait_alert(Duration::from_secs(5), |a| a.rule.id
+                == "sensor.profile.denied")
+            .is_some()
+    );
+    let status = cli_ok(&agent, &["status"]);
+    assert!(status.contains("SIGKILL"), "backend shown: {status}");
+
+    // Off: the policy leaves the kernel.
+    cli_ok(&agent, &["profile", "off", &workload]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, out) = exec_in(c.id(), &["/opt/busybox", "echo", "ran"]);
+    assert_eq!(code, Some(0), "{out}");
+}
