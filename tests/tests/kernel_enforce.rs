@@ -100,7 +100,11 @@ fn shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile() {
     // A second program file (another inode) the container never runs while learning
     // (busybox picks its applet from argv[0], so the copy keeps the name).
     std::fs::create_dir(c.rootfs().join("opt")).unwrap();
-    std::fs::copy(c.rootfs().join("bin/busybox"), c.rootfs().join("opt/busybox")).unwrap();
+    std::fs::copy(
+        c.rootfs().join("bin/busybox"),
+        c.rootfs().join("opt/busybox"),
+    )
+    .unwrap();
     c.start_detached().unwrap();
     wait_for("learning", &agent, || {
         let l = cli_json(&agent, &["baseline", "list", "--json"]);
