@@ -55,6 +55,16 @@ enum ProfileCommand {
     },
     /// Validate a profile file (`*.profile.json`): every problem names its field.
     Check { file: PathBuf },
+    /// Render an (edited) profile file again as seccomp and AppArmor.
+    Render {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = FormatArg::All)]
+        format: FormatArg,
+        #[arg(long, short, default_value = "profiles")]
+        out: PathBuf,
+        #[arg(long)]
+        complain: bool,
+    },
     /// Each workload's profile stage, coverage, out-of-profile counts and readiness.
     Status {
         #[arg(long)]
@@ -88,6 +98,15 @@ pub struct ExecArgs {
     command: Vec<String>,
 }
 
+fn formats(f: FormatArg) -> &'static [Format] {
+    match f {
+        FormatArg::Sensor => &[Format::Sensor],
+        FormatArg::Seccomp => &[Format::Seccomp],
+        FormatArg::Apparmor => &[Format::AppArmor],
+        FormatArg::All => &[Format::Sensor, Format::Seccomp, Format::AppArmor],
+    }
+}
+
 pub fn load(path: &Path) -> anyhow::Result<Profile> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -111,13 +130,7 @@ pub fn main(state: &StateDir, config: Option<&Path>, args: ProfileArgs) -> anyho
                 ActionArg::Log => DefaultAction::Log,
                 ActionArg::Kill => DefaultAction::Kill,
             };
-            let formats: &[Format] = match format {
-                FormatArg::Sensor => &[Format::Sensor],
-                FormatArg::Seccomp => &[Format::Seccomp],
-                FormatArg::Apparmor => &[Format::AppArmor],
-                FormatArg::All => &[Format::Sensor, Format::Seccomp, Format::AppArmor],
-            };
-            let written = profile::write(&p, formats, &out, complain)
+            let written = profile::write(&p, formats(format), &out, complain)
                 .with_context(|| format!("writing into {}", out.display()))?;
             for w in written {
                 println!("{}", w.display());
@@ -197,6 +210,25 @@ pub fn main(state: &StateDir, config: Option<&Path>, args: ProfileArgs) -> anyho
             config,
             crate::baseline::Command::ProfileApprove { workload },
         ),
+        ProfileCommand::Render {
+            file,
+            format,
+            out,
+            complain,
+        } => {
+            let p = load(&file)?;
+            let formats: Vec<Format> = formats(format)
+                .iter()
+                .copied()
+                .filter(|f| *f != Format::Sensor)
+                .collect();
+            for w in profile::write(&p, &formats, &out, complain)
+                .with_context(|| format!("writing into {}", out.display()))?
+            {
+                println!("{}", w.display());
+            }
+            Ok(())
+        }
         ProfileCommand::Check { file } => {
             let p = load(&file)?;
             println!(

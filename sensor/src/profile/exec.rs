@@ -74,10 +74,13 @@ fn prepare_and_exec(
         .iter()
         .map(|a| CString::new(a.as_str()).map_err(|_| ExecError::Nul(a.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    // Only what this process holds can be kept (asking for more fails with EPERM).
+    let held = caps::read(None, CapSet::Permitted).map_err(|e| ExecError::Caps(e.to_string()))?;
     let keep: caps::CapsHashSet = p
         .capabilities
         .iter()
         .filter_map(|c| capability(c))
+        .filter(|c| held.contains(c))
         .collect();
     let plan = landlock::plan(p);
     let ruleset = landlock::build(&plan)?;

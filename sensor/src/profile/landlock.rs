@@ -42,6 +42,20 @@ const TRUNCATE: u64 = 1 << 14;
 const NET_BIND_TCP: u64 = 1 << 0;
 const NET_CONNECT_TCP: u64 = 1 << 1;
 
+/// Writing under a directory: files, directories, sockets, links; never device nodes.
+const WRITE_RIGHTS: u64 = READ_FILE
+    | READ_DIR
+    | WRITE_FILE
+    | TRUNCATE
+    | MAKE_REG
+    | MAKE_DIR
+    | MAKE_SOCK
+    | MAKE_FIFO
+    | MAKE_SYM
+    | REMOVE_FILE
+    | REMOVE_DIR
+    | REFER;
+
 /// Rights that apply to a file (not only to directories).
 const FILE_RIGHTS: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE;
 
@@ -133,6 +147,9 @@ fn expand(p: &str) -> Vec<String> {
         return vec![p.to_owned()];
     }
     let p = p.strip_suffix("/**").unwrap_or(p);
+    if p.is_empty() {
+        return vec!["/".to_owned()];
+    }
     let mut found = vec![String::new()];
     for comp in p.split('/').skip(1) {
         let mut next = Vec::new();
@@ -183,10 +200,7 @@ pub fn plan(p: &Profile) -> Plan {
             .rsplit_once('/')
             .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
         for d in expand(dir) {
-            paths.push((
-                d,
-                READ_FILE | READ_DIR | WRITE_FILE | TRUNCATE | MAKE_REG | REMOVE_FILE | REFER,
-            ));
+            paths.push((d, WRITE_RIGHTS));
         }
     }
     let mut bind = p.bind_ports.clone();
@@ -357,5 +371,6 @@ mod tests {
         assert_eq!(expand(&format!("{base}/zzz*/log")), vec![base.clone()]);
         assert_eq!(expand(&format!("{base}/**")), vec![base.clone()]);
         assert_eq!(expand("/etc/hosts"), vec!["/etc/hosts".to_owned()]);
+        assert_eq!(expand("/**"), vec!["/".to_owned()]);
     }
 }
