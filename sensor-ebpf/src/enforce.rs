@@ -1,14 +1,17 @@
 //! Enforcement by cgroup, for workloads the agent promoted from shadow to enforce: an exec
-//! allow-list (by executable device and inode) checked at exec, where a denied program is
-//! killed before its first instruction (SIGKILL: this kernel refuses BPF LSM), and a connect
-//! allow-list checked by cgroup/connect4 and connect6 programs (EPERM). In shadow mode both
-//! only count.
+//! allow-list (by executable device and inode) and a connect allow-list. Two backends, chosen
+//! by the agent at start-up by trying to load the LSM programs:
+//! - BPF LSM (`lsm/bprm_check_security`, `lsm/socket_connect`): the call fails with EPERM;
+//! - fallback where the kernel refuses LSM programs: the exec tracepoint kills a denied
+//!   program before its first instruction (SIGKILL), and cgroup/connect4 and connect6
+//!   programs on the workload's cgroup fail the connect with EPERM.
+//! In shadow mode both only count.
 
 use aya_ebpf::{
     helpers::{bpf_send_signal, generated::bpf_get_current_cgroup_id},
-    macros::{cgroup_sock_addr, map},
-    maps::{HashMap, PerCpuArray},
-    programs::SockAddrContext,
+    macros::{cgroup_sock_addr, lsm, map},
+    maps::{Array, HashMap, PerCpuArray},
+    programs::{LsmContext, SockAddrContext},
 };
 use sensor_common::{
     ConnectAllowKey, ENF_CONNECT_DENIED, ENF_CONNECT_WOULD, ENF_EXEC_DENIED, ENF_EXEC_WOULD,
@@ -24,6 +27,9 @@ pub static EXEC_ALLOW: HashMap<ExecAllowKey, u8> = HashMap::with_max_entries(ENF
 #[map]
 pub static CONNECT_ALLOW: HashMap<ConnectAllowKey, u8> =
     HashMap::with_max_entries(ENFORCE_MAX_ALLOW, 0);
+/// Slot 0: 1 when the LSM programs enforce (the tracepoint then leaves exec alone).
+#[map]
+pub static ENFORCE_BACKEND: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 pub static ENFORCE_STATS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(ENFORCE_MAX_POLICIES * ENFORCE_COUNTERS, 0);
@@ -45,24 +51,96 @@ fn current_policy(flag: u32) -> Option<EnforcePolicy> {
     (p.flags & flag != 0).then_some(p)
 }
 
-/// From the exec tracepoint: is this program allowed here?
 #[inline(always)]
-pub fn on_exec(dev: u32, ino: u64) {
-    let Some(p) = current_policy(ENF_FLAG_EXEC) else {
-        return;
-    };
+fn lsm_active() -> bool {
+    ENFORCE_BACKEND.get(0).copied().unwrap_or(0) == 1
+}
+
+/// Whether `dev:ino` may be executed under policy `p`; counts what it decides.
+#[inline(always)]
+fn exec_allowed(p: EnforcePolicy, dev: u32, ino: u64) -> bool {
     let key = ExecAllowKey {
         policy: p.policy,
         dev,
         ino,
     };
     if unsafe { EXEC_ALLOW.get(&key) }.is_some() {
-        return;
+        return true;
     }
     if p.flags & ENF_FLAG_SHADOW != 0 {
         bump(p.policy, ENF_EXEC_WOULD);
+        true
     } else {
         bump(p.policy, ENF_EXEC_DENIED);
+        false
+    }
+}
+
+/// `lsm/bprm_check_security(struct linux_binprm *bprm)`: refuse a denied exec with EPERM.
+#[lsm(hook = "bprm_check_security")]
+pub fn lsm_exec(ctx: LsmContext) -> i32 {
+    let bprm: *const u8 = ctx.arg(0);
+    let prev: i32 = ctx.arg(1);
+    if prev != 0 {
+        return prev;
+    }
+    let Some(p) = current_policy(ENF_FLAG_EXEC) else {
+        return 0;
+    };
+    let o = crate::common::offsets();
+    let file: u64 = unsafe { crate::common::read_kernel(bprm, o.bprm_file as usize) };
+    let inode: u64 =
+        unsafe { crate::common::read_kernel(file as *const u8, o.file_inode as usize) };
+    let sb: u64 = unsafe { crate::common::read_kernel(inode as *const u8, o.inode_sb as usize) };
+    let ino: u64 = unsafe { crate::common::read_kernel(inode as *const u8, o.inode_ino as usize) };
+    let dev: u32 = unsafe { crate::common::read_kernel(sb as *const u8, o.sb_dev as usize) };
+    if exec_allowed(p, dev, ino) { 0 } else { -1 }
+}
+
+/// `lsm/socket_connect(struct socket *sock, struct sockaddr *address, int addrlen)`.
+#[lsm(hook = "socket_connect")]
+pub fn lsm_connect(ctx: LsmContext) -> i32 {
+    let addr: *const u8 = ctx.arg(1);
+    let prev: i32 = ctx.arg(3);
+    if prev != 0 {
+        return prev;
+    }
+    let family: u16 = unsafe { crate::common::read_kernel(addr, 0) };
+    let port: u16 = u16::from_be(unsafe { crate::common::read_kernel(addr, 2) });
+    let mut ip = [0u8; 16];
+    match family {
+        2 => {
+            let a: [u8; 4] = unsafe { crate::common::read_kernel(addr, 4) };
+            ip[..4].copy_from_slice(&a);
+            if check_connect(4, port, ip) == 1 {
+                0
+            } else {
+                -1
+            }
+        }
+        10 => {
+            ip = unsafe { crate::common::read_kernel(addr, 8) };
+            if check_connect(6, port, ip) == 1 {
+                0
+            } else {
+                -1
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// From the exec tracepoint (the fallback backend): a denied program is killed before its
+/// first instruction.
+#[inline(always)]
+pub fn on_exec(dev: u32, ino: u64) {
+    if lsm_active() {
+        return;
+    }
+    let Some(p) = current_policy(ENF_FLAG_EXEC) else {
+        return;
+    };
+    if !exec_allowed(p, dev, ino) {
         // SIGKILL the task that just exec'd: none of the new program's code runs.
         unsafe { bpf_send_signal(9) };
     }

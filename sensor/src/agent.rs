@@ -254,6 +254,7 @@ pub async fn run(
         libc::malloc_trim(0);
     }
 
+    let probes_backend = probes.enforcement_backend();
     let shared = Arc::new(Shared {
         probes: Mutex::new(probes),
         stats: stats.clone(),
@@ -262,9 +263,7 @@ pub async fn run(
         baseline: Mutex::new(api::BaselineStatus {
             enabled: cfg.baseline.enabled,
             error: baseline_error.clone(),
-            // BPF LSM programs are refused by kernels like this one's; the fallbacks run
-            // everywhere the probes do.
-            enforcement_backend: "exec: tp_btf/sched_process_exec + SIGKILL; connect: cgroup/connect4+6 (EPERM); files: sensor exec (Landlock)".into(),
+            enforcement_backend: probes_backend.clone(),
             ..Default::default()
         }),
     });

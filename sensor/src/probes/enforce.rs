@@ -169,10 +169,15 @@ impl Probes {
                 let _ = cgroups.remove(&k);
             }
         }
-        let paths: HashSet<String> = policies
-            .iter()
-            .flat_map(|p| p.cgroups.iter().map(|(_, path)| path.clone()))
-            .collect();
+        // With BPF LSM the connect hook is in the LSM program; no cgroup programs then.
+        let paths: HashSet<String> = if self.lsm.is_ok() {
+            HashSet::new()
+        } else {
+            policies
+                .iter()
+                .flat_map(|p| p.cgroups.iter().map(|(_, path)| path.clone()))
+                .collect()
+        };
         self.sync_connect_links(&paths, cgroup_root)?;
         self.enforce_counts(policies.iter().map(|p| p.id))
     }
@@ -273,6 +278,16 @@ impl Probes {
             );
         }
         Ok(out)
+    }
+
+    /// The active backends, for `sensor status`.
+    pub fn enforcement_backend(&self) -> String {
+        match &self.lsm {
+            Ok(()) => "exec: lsm/bprm_check_security (EPERM); connect: lsm/socket_connect (EPERM); files: sensor exec (Landlock)".into(),
+            Err(why) => format!(
+                "exec: tp_btf/sched_process_exec + SIGKILL; connect: cgroup/connect4+6 (EPERM); files: sensor exec (Landlock); BPF LSM not used ({why})"
+            ),
+        }
     }
 
     /// Reset a policy's counters (a policy id reused for another workload starts at zero).

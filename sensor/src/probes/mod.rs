@@ -120,6 +120,8 @@ pub struct Probes {
     learn_link: Option<aya::programs::tp_btf::BtfTracePointLinkId>,
     /// The connect programs' links, by enforced cgroup.
     connect_links: enforce::ConnectLinks,
+    /// The enforcement backend probed at load: BPF LSM attached, or why not.
+    pub lsm: Result<(), String>,
 }
 
 /// Where a program attaches, derived from its name.
@@ -132,9 +134,23 @@ enum Hook {
     },
     /// Loaded at start, attached only when needed.
     OnDemand,
+    /// BPF LSM: attached when the kernel loads it (the enforcement backend probe).
+    Lsm {
+        hook: &'static str,
+    },
 }
 
 fn hook_for(name: &str) -> Option<Hook> {
+    if name == sensor_common::PROG_LSM_EXEC {
+        return Some(Hook::Lsm {
+            hook: "bprm_check_security",
+        });
+    }
+    if name == sensor_common::PROG_LSM_CONNECT {
+        return Some(Hook::Lsm {
+            hook: "socket_connect",
+        });
+    }
     if name == sensor_common::PROG_LEARN_SYSCALLS
         || name == sensor_common::PROG_CONNECT4
         || name == sensor_common::PROG_CONNECT6
@@ -270,6 +286,9 @@ impl Probes {
         Self::fill_prefixes(&mut ebpf, &opts.ignored_prefixes)?;
 
         let mut report = AttachReport::default();
+        // Ok once every LSM program attached; the first refusal otherwise.
+        let mut lsm: Result<(), String> = Ok(());
+        let mut lsm_seen = 0;
         for (name, program) in ebpf.programs_mut() {
             let result = match (hook_for(name), program) {
                 (Some(Hook::Syscall { tracepoint }), Program::TracePoint(p)) => p
@@ -279,6 +298,16 @@ impl Probes {
                     .map_err(|e| short_reason(&e)),
                 (Some(Hook::Btf { target }), Program::BtfTracePoint(p)) => {
                     Self::attach_btf(p, target, &aya_btf)
+                }
+                (Some(Hook::Lsm { hook }), Program::Lsm(p)) => {
+                    lsm_seen += 1;
+                    // Not in the attach report: a refusal only selects the fallback backend.
+                    if lsm.is_ok()
+                        && let Err(e) = p.load(hook, &aya_btf).and_then(|()| p.attach().map(|_| ()))
+                    {
+                        lsm = Err(format!("{name}: {}", short_reason(&e)));
+                    }
+                    continue;
                 }
                 (Some(Hook::OnDemand), Program::CgroupSockAddr(p)) => {
                     // Attached to enforced workloads' cgroups only.
@@ -305,6 +334,32 @@ impl Probes {
             }
         }
         report.attached.sort();
+        if lsm_seen == 0 {
+            lsm = Err("no LSM programs in the object".into());
+        }
+        match &lsm {
+            Ok(()) => {
+                let map = ebpf
+                    .map_mut(sensor_common::MAP_ENFORCE_BACKEND)
+                    .ok_or_else(|| ProbeError::Map {
+                        name: sensor_common::MAP_ENFORCE_BACKEND,
+                        reason: "missing from the object".into(),
+                    })?;
+                let mut backend: aya::maps::Array<&mut MapData, u32> =
+                    aya::maps::Array::try_from(map).map_err(|e| ProbeError::Map {
+                        name: sensor_common::MAP_ENFORCE_BACKEND,
+                        reason: e.to_string(),
+                    })?;
+                backend.set(0, 1, 0).map_err(|e| ProbeError::Map {
+                    name: sensor_common::MAP_ENFORCE_BACKEND,
+                    reason: e.to_string(),
+                })?;
+                tracing::info!("enforcement backend: BPF LSM");
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "BPF LSM unavailable; enforcement uses the exec tracepoint and cgroup connect programs");
+            }
+        }
         if report.attached.is_empty() {
             let first = report.failed.values().next().cloned().unwrap_or_default();
             return Err(ProbeError::NothingAttached(first));
@@ -341,6 +396,7 @@ impl Probes {
                 report,
                 learn_link: None,
                 connect_links: enforce::ConnectLinks::default(),
+                lsm,
             },
             ring,
         ))
