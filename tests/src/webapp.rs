@@ -8,8 +8,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Its workload key under the tests' `roots = ["/usr/bin/python3*"]`.
-pub const WORKLOAD: &str = "exe:/usr/bin/python3@root";
+/// Its workload key: the interpreter and the script it runs, as root (the tests set
+/// `roots = ["/usr/bin/python3*"]` so that it starts its own workload under `cargo test`).
+pub fn workload() -> String {
+    format!(
+        "exe:/usr/bin/python3 {}@root",
+        sensor::baseline::generalize::path(&script().display().to_string())
+    )
+}
+
+pub fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workload/webapp.py")
+}
 
 pub struct Service {
     child: Child,
@@ -31,7 +41,7 @@ impl Service {
     /// Start it on `port` with its files in `dir`, optionally behind a wrapper command
     /// (`sensor exec --profile F --`).
     pub fn start(dir: &Path, port: u16, wrapper: &[&str]) -> Service {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("workload/webapp.py");
+        let script = script();
         let mut argv: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
         argv.extend(["/usr/bin/python3", "-I", "-S"].map(String::from));
         argv.push(script.display().to_string());

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sensor::alert::Alert;
 use sensor_tests::{
     Agent, require_root,
-    webapp::{Service, WORKLOAD, free_port_pair},
+    webapp::{Service, free_port_pair, workload},
 };
 
 fn config() -> String {
@@ -28,12 +28,14 @@ fn summary(agent: &Agent) -> Option<serde_json::Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    list.into_iter().find(|s| s["workload"] == WORKLOAD)
+    let w = workload();
+    list.into_iter().find(|s| s["workload"] == w.as_str())
 }
 
 fn anomaly<'a>(a: &'a Alert, rule: &str) -> Option<&'a serde_json::Value> {
-    (a.rule.id == rule && a.fields.get("workload").and_then(|w| w.as_str()) == Some(WORKLOAD))
-        .then(|| &a.fields["anomaly.components"])
+    (a.rule.id == rule
+        && a.fields.get("workload").and_then(|w| w.as_str()) == Some(workload().as_str()))
+    .then(|| &a.fields["anomaly.components"])
 }
 
 #[test]
@@ -65,7 +67,7 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(learned["mode"], "learning");
-    let out = agent.cli(&["baseline", "freeze", WORKLOAD]);
+    let out = agent.cli(&["baseline", "freeze", &workload()]);
     assert!(
         out.status.success(),
         "{}",
@@ -131,7 +133,7 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
     let s = summary(&agent).expect("baseline after restart");
     assert_eq!(s["mode"], "frozen");
     assert!(s["syscalls"].as_u64().unwrap() > 10, "{s}");
-    let out = agent.cli(&["baseline", "show", WORKLOAD]);
+    let out = agent.cli(&["baseline", "show", &workload()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("deviations since learning ended"), "{text}");
     assert!(text.contains("/bin/sh"), "{text}");

@@ -13,7 +13,7 @@ use std::{
 
 use sensor_tests::{
     Agent, require_root, runc, sensor_bin,
-    webapp::{Service, WORKLOAD, free_port_pair},
+    webapp::{Service, free_port_pair, workload},
 };
 
 fn config() -> String {
@@ -82,7 +82,7 @@ fn a_learned_service_runs_confined_by_its_generated_profile() {
     // First run: the agent learns the workload and its executable.
     let mut svc = Service::start(dir.path(), port, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while summary(&agent, WORKLOAD).is_none_or(|s| s["syscalls"].as_u64().unwrap_or(0) < 10) {
+    while summary(&agent, &workload()).is_none_or(|s| s["syscalls"].as_u64().unwrap_or(0) < 10) {
         assert!(
             Instant::now() < deadline,
             "not learning:\n{}",
@@ -102,10 +102,10 @@ fn a_learned_service_runs_confined_by_its_generated_profile() {
     }
     std::thread::sleep(Duration::from_millis(1500));
     svc.stop();
-    cli_ok(&agent, &["baseline", "freeze", WORKLOAD]);
+    cli_ok(&agent, &["baseline", "freeze", &workload()]);
 
     let out = tempfile::tempdir().unwrap();
-    let files = generate(&agent, WORKLOAD, out.path());
+    let files = generate(&agent, &workload(), out.path());
     assert_eq!(files.len(), 3, "{files:?}");
     let profile = with_suffix(&files, ".profile.json");
     assert!(

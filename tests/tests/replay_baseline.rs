@@ -12,7 +12,8 @@ use std::{io::Read, path::Path, process::Command};
 use sensor_tests::sensor_bin;
 use serde_json::{Value, json};
 
-const WORKLOAD: &str = "exe:/usr/bin/python3@root";
+/// The recording was made from /work/main: the script path is part of the workload.
+const WORKLOAD: &str = "exe:/usr/bin/python3 /work/main/tests/workload/webapp.py@root";
 
 fn events() -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/workload/webapp.jsonl.gz");

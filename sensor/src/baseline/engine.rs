@@ -480,8 +480,9 @@ impl Engine {
             return None;
         }
         let b = self.workloads.get_mut(key)?;
-        if b.workload.kind != WorkloadKind::Exe
-            || ev.process.executable.as_deref() != Some(b.workload.name.as_str())
+        // The program file (an interpreter's name is followed by its script).
+        let program = b.workload.name.split(' ').next().unwrap_or_default();
+        if b.workload.kind != WorkloadKind::Exe || ev.process.executable.as_deref() != Some(program)
         {
             return None;
         }

@@ -579,7 +579,10 @@ fn measure_memory_per_workload() {
     for l in text.lines() {
         e.observe(&serde_json::from_str(l).unwrap(), &mut out);
     }
-    let b = e.get("exe:/usr/bin/python3@root").unwrap().clone();
+    let b = e
+        .get("exe:/usr/bin/python3 /work/main/tests/workload/webapp.py@root")
+        .unwrap()
+        .clone();
     let json = serde_json::to_string(&b).unwrap().len();
     const N: usize = 1000;
     let before = rss_kib();

@@ -274,7 +274,10 @@ impl Assignments {
     /// No history for this pid (seeded at start, or a replay that starts mid-stream): walk the
     /// ancestry the event carries. The workload root is the topmost non-launcher below the
     /// nearest boundary.
-    fn by_ancestry(&self, attr: &Attribution, ev: &Event) -> Assigned {
+    /// The ancestors between the process and its workload's root are remembered with the
+    /// same workload, so the root's own later events (which carry its arguments) land in the
+    /// workload its descendants were already given.
+    fn by_ancestry(&mut self, attr: &Attribution, ev: &Event) -> Assigned {
         if let Some(w) = fixed(ev) {
             return Assigned::Workload(Arc::new(w));
         }
@@ -283,11 +286,17 @@ impl Assignments {
         if attr.is_root(own) {
             return Assigned::Workload(Arc::new(exe_workload(ev, own)));
         }
+        let mut walked = Vec::new();
+        let mut upto = 0;
         let chain = ev.process.parent.iter().chain(ev.process.ancestry.iter());
         for a in chain {
             // A known ancestor settles it.
             if let Some(Assigned::Workload(w)) = self.by_pid.get(&a.pid) {
-                return Assigned::Workload(w.clone());
+                let w = Assigned::Workload(w.clone());
+                for pid in walked {
+                    self.by_pid.insert(pid, w.clone());
+                }
+                return w;
             }
             let Some(exe) = a.executable.as_deref().or(a.name.as_deref()) else {
                 break;
@@ -295,16 +304,25 @@ impl Assignments {
             if a.pid <= 1 || attr.is_boundary(exe) {
                 break;
             }
+            walked.push(a.pid);
             if attr.is_root(exe) {
                 root = Some(exe);
+                upto = walked.len();
                 break;
             }
             if !attr.is_launcher(exe) {
                 root = Some(exe);
+                upto = walked.len();
             }
         }
         match root {
-            Some(exe) => Assigned::Workload(Arc::new(exe_workload(ev, exe))),
+            Some(exe) => {
+                let w = Assigned::Workload(Arc::new(exe_workload(ev, exe)));
+                for pid in &walked[..upto] {
+                    self.by_pid.insert(*pid, w.clone());
+                }
+                w
+            }
             None => Assigned::Session,
         }
     }
@@ -326,11 +344,58 @@ fn exe_of(ev: &Event) -> &str {
 }
 
 fn exe_workload(ev: &Event, exe: &str) -> WorkloadId {
+    // An interpreter is not the program: the script it runs is (when the event is the
+    // interpreter's own and so carries its arguments).
+    let own = ev.process.executable.as_deref() == Some(exe);
+    let name = match script(
+        exe,
+        &ev.process.args,
+        ev.process.working_directory.as_deref(),
+    ) {
+        Some(s) if own => format!("{exe} {s}"),
+        _ => exe.to_owned(),
+    };
     WorkloadId {
         kind: WorkloadKind::Exe,
-        name: exe.to_owned(),
+        name,
         user: Some(user_of(ev)),
     }
+}
+
+/// Interpreters whose first operand names the program they run.
+const INTERPRETERS: &[&str] = &[
+    "python", "python2", "python3", "perl", "ruby", "node", "nodejs", "php", "lua", "java",
+];
+
+/// The program an interpreter runs: the script path (absolute, generalized), or `-m module`,
+/// `-jar file`; `None` for inline code (`-c`, `-e`) or a bare interpreter.
+pub fn script(exe: &str, args: &[String], cwd: Option<&str>) -> Option<String> {
+    let base = exe.rsplit('/').next().unwrap_or(exe);
+    let stem = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if !INTERPRETERS.contains(&base) && !INTERPRETERS.contains(&stem) {
+        return None;
+    }
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-m" | "-jar" => return it.next().map(|m| format!("{a} {m}")),
+            "-c" | "-e" | "-E" | "--eval" | "-r" => return None,
+            // Options that take a value (python -W/-X, java -cp).
+            "-W" | "-X" | "-cp" | "-classpath" => {
+                it.next();
+            }
+            s if s.starts_with('-') => {}
+            path => {
+                let abs = match (path.starts_with('/'), cwd) {
+                    (true, _) => path.to_owned(),
+                    (false, Some(d)) => format!("{}/{path}", d.trim_end_matches('/')),
+                    (false, None) => path.to_owned(),
+                };
+                return Some(super::generalize::path(&abs));
+            }
+        }
+    }
+    None
 }
 
 pub fn user_of(ev: &Event) -> String {
@@ -450,7 +515,7 @@ mod tests {
     #[test]
     fn unknown_pids_walk_their_ancestry() {
         let a = attr();
-        let m = Assignments::default();
+        let mut m = Assignments::default();
         let ev = exec(
             50,
             "/usr/bin/id",
@@ -488,6 +553,47 @@ mod tests {
             name: "session-3.scope".into(),
         });
         assert_eq!(key(&m.observe(&a, &ev)), "exe:/usr/sbin/cron@0");
+    }
+
+    #[test]
+    fn scripts_name_interpreted_workloads() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let py = "/usr/bin/python3.11";
+        assert_eq!(
+            script(
+                py,
+                &a(&["python3", "-I", "-S", "/srv/app.py", "8080"]),
+                None
+            )
+            .as_deref(),
+            Some("/srv/app.py")
+        );
+        assert_eq!(
+            script(py, &a(&["python3", "app.py"]), Some("/srv/")).as_deref(),
+            Some("/srv/app.py")
+        );
+        assert_eq!(
+            script(py, &a(&["python3", "-m", "http.server", "80"]), None).as_deref(),
+            Some("-m http.server")
+        );
+        assert_eq!(script(py, &a(&["python3", "-c", "print(1)"]), None), None);
+        assert_eq!(script(py, &a(&["python3"]), None), None);
+        assert_eq!(
+            script("/usr/bin/perl", &a(&["perl", "-W", "x", "/opt/t.pl"]), None).as_deref(),
+            Some("/opt/t.pl")
+        );
+        assert_eq!(
+            script("/usr/bin/cat", &a(&["cat", "/etc/passwd"]), None),
+            None
+        );
+        // The key carries it, and still parses.
+        let a2 = attr();
+        let mut m = Assignments::default();
+        let mut ev = exec(70, py, &[(20, "/usr/bin/bash"), (10, "/usr/sbin/sshd")]);
+        ev.process.args = a(&["python3", "/srv/app.py"]);
+        let k = key(&m.observe(&a2, &ev));
+        assert_eq!(k, "exe:/usr/bin/python3.11 /srv/app.py@0");
+        assert_eq!(WorkloadId::parse(&k).unwrap().key(), k);
     }
 
     #[test]

@@ -89,10 +89,11 @@ impl AppArmorProfile {
         }
         AppArmorProfile {
             name: format!("sensor-{}", sanitize(&p.workload)),
-            attach: p
-                .workload
-                .strip_prefix("exe:")
-                .and_then(|rest| rest.rsplit_once('@').map(|(exe, _)| exe.to_owned())),
+            // The program file (an interpreter's workload name continues with its script).
+            attach: p.workload.strip_prefix("exe:").and_then(|rest| {
+                rest.rsplit_once('@')
+                    .and_then(|(exe, _)| exe.split(' ').next().map(str::to_owned))
+            }),
             complain,
             includes: vec!["abstractions/base"],
             rules,
