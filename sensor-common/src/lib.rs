@@ -36,6 +36,17 @@ pub const LEARN_SYSCALLS: u32 = 512;
 /// some workload learns.
 pub const PROG_LEARN_SYSCALLS: &str = "learn_syscalls";
 
+/// A pre-filter in front of the hash maps, so a process that does not learn costs two array
+/// reads per syscall: bit `filter_bit(tgid)` of words 0..64 for processes, of words 64..128 for
+/// cgroups. A set bit means "maybe"; the hash map decides.
+pub const MAP_LEARN_FILTER: &str = "LEARN_FILTER";
+pub const LEARN_FILTER_WORDS: u32 = 128;
+
+/// The filter bit (0..4096) of a pid or cgroup id.
+pub const fn filter_bit(x: u64) -> u32 {
+    ((x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) & 4095) as u32
+}
+
 /// One slot's syscalls: bit `n % 64` of word `n / 64` is syscall `n`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +54,15 @@ pub struct SyscallBitmap {
     pub words: [u64; (LEARN_SYSCALLS / 64) as usize],
 }
 const _: () = assert!(core::mem::size_of::<SyscallBitmap>() == 64);
+
+/// A learning process: its workload slot and the syscalls it made (one lookup per syscall).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PidLearn {
+    pub slot: u64,
+    pub bits: SyscallBitmap,
+}
+const _: () = assert!(core::mem::size_of::<PidLearn>() == 72);
 
 /// Enforcement by cgroup: cgroup id → [`EnforcePolicy`]; the allow-lists of each policy; and
 /// per-CPU counters (`policy * ENFORCE_COUNTERS + ENF_*`).
@@ -398,6 +418,7 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::SyscallBitmap {}
+    unsafe impl aya::Pod for super::PidLearn {}
     unsafe impl aya::Pod for super::EnforcePolicy {}
     unsafe impl aya::Pod for super::ExecAllowKey {}
     unsafe impl aya::Pod for super::ConnectAllowKey {}

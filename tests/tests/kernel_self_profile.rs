@@ -69,7 +69,16 @@ fn the_agent_runs_under_its_own_profile() {
     let prof = state.join("agent.profile.json");
     std::fs::write(&prof, p.to_string()).unwrap();
     let log = std::fs::File::create(state.join("agent.log")).unwrap();
-    let mut agent = Command::new(&bin)
+    let mut cmd = Command::new(&bin);
+    // The agent must not outlive a failed test.
+    // SAFETY: set_pdeathsig is async-signal-safe (a single prctl call).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let agent = cmd
         .args(["exec", "--profile"])
         .arg(&prof)
         .arg("--")
@@ -81,6 +90,7 @@ fn the_agent_runs_under_its_own_profile() {
         .stderr(log)
         .spawn()
         .unwrap();
+    let mut agent = KillOnDrop(agent);
     let status = || {
         Command::new(&bin)
             .arg("--state-dir")
@@ -92,7 +102,7 @@ fn the_agent_runs_under_its_own_profile() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while status().is_none() {
-        if let Ok(Some(s)) = agent.try_wait() {
+        if let Ok(Some(s)) = agent.0.try_wait() {
             panic!(
                 "agent under its profile exited ({s}):\n{}",
                 std::fs::read_to_string(state.join("agent.log")).unwrap_or_default()
@@ -143,16 +153,25 @@ fn the_agent_runs_under_its_own_profile() {
     );
     // SIGTERM: a clean stop.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent.id() as i32),
+        nix::unistd::Pid::from_raw(agent.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let code = agent.wait().unwrap();
+    let code = agent.0.wait().unwrap();
     assert!(
         code.success(),
         "{code}:\n{}",
         std::fs::read_to_string(state.join("agent.log")).unwrap_or_default()
     );
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 struct Cleanup(std::path::PathBuf);

@@ -5,12 +5,12 @@
 use std::collections::{HashMap, HashSet};
 
 use aya::{
-    maps::{HashMap as BpfHashMap, MapData},
+    maps::{Array, HashMap as BpfHashMap, MapData},
     programs::BtfTracePoint,
 };
 use sensor_common::{
-    LEARN_SYSCALLS, MAP_LEARN_BITMAPS, MAP_LEARN_CGROUPS, MAP_LEARN_EXES, MAP_LEARN_PIDS,
-    PROG_LEARN_SYSCALLS, SyscallBitmap,
+    LEARN_FILTER_WORDS, LEARN_SYSCALLS, MAP_LEARN_BITMAPS, MAP_LEARN_CGROUPS, MAP_LEARN_EXES,
+    MAP_LEARN_FILTER, MAP_LEARN_PIDS, PROG_LEARN_SYSCALLS, PidLearn, SyscallBitmap, filter_bit,
 };
 
 use super::{ProbeError, Probes, short_reason};
@@ -109,23 +109,99 @@ impl Probes {
             }
         }
         {
-            let mut pids = self.learn_map::<u32, u64>(MAP_LEARN_PIDS)?;
-            let have: Vec<(u32, u64)> = pids.iter().filter_map(Result::ok).collect();
-            for (pid, slot) in have {
+            let mut pids = self.learn_map::<u32, PidLearn>(MAP_LEARN_PIDS)?;
+            let have: Vec<(u32, PidLearn)> = pids.iter().filter_map(Result::ok).collect();
+            for (pid, p) in have {
+                // Each process's syscalls go to its workload (an exited one's too, before it
+                // is dropped).
+                if active.contains(&p.slot) {
+                    let calls: &mut Vec<u32> = seen.entry(p.slot).or_default();
+                    calls.extend(decode(&p.bits));
+                    calls.sort_unstable();
+                    calls.dedup();
+                }
                 // Gone, or its workload stopped learning.
-                if !active.contains(&slot) || !proc_root.join(pid.to_string()).exists() {
+                if !active.contains(&p.slot) || !proc_root.join(pid.to_string()).exists() {
                     let _ = pids.remove(&pid);
                 }
             }
+            let zero = PidLearn {
+                slot: 0,
+                bits: SyscallBitmap {
+                    words: [0; (LEARN_SYSCALLS / 64) as usize],
+                },
+            };
             for s in slots {
                 for pid in &s.pids {
-                    // Full map: that process goes unrecorded (its children too).
-                    let _ = pids.insert(pid, s.slot, NOEXIST);
+                    match pids.get(pid, 0) {
+                        Ok(p) if p.slot == s.slot => {}
+                        // The kernel's fork inheritance does not know the agent's workload
+                        // boundaries (roots, containers named late): the agent's word wins,
+                        // and what the process recorded goes with it.
+                        Ok(p) => {
+                            let _ = pids.insert(pid, PidLearn { slot: s.slot, ..p }, 0);
+                        }
+                        // Full map: that process goes unrecorded (its children too).
+                        Err(_) => {
+                            let _ = pids.insert(
+                                pid,
+                                PidLearn {
+                                    slot: s.slot,
+                                    ..zero
+                                },
+                                NOEXIST,
+                            );
+                        }
+                    }
                 }
             }
         }
+        self.sync_filter(slots)?;
         self.set_recorder(!slots.is_empty())?;
         Ok(seen)
+    }
+
+    /// Set the pre-filter bits of every enrolled process and cgroup (bits are only added while
+    /// anything learns: a stale bit costs a hash lookup, a missing one loses syscalls), and
+    /// clear it when nothing learns.
+    fn sync_filter(&mut self, slots: &[LearnSlot]) -> Result<(), ProbeError> {
+        let pids: Vec<u32> = {
+            let pids = self.learn_map::<u32, PidLearn>(MAP_LEARN_PIDS)?;
+            pids.keys().filter_map(Result::ok).collect()
+        };
+        let m = self
+            .ebpf
+            .map_mut(MAP_LEARN_FILTER)
+            .ok_or_else(|| ProbeError::Map {
+                name: MAP_LEARN_FILTER,
+                reason: "missing from the object".into(),
+            })?;
+        let mut filter: Array<&mut MapData, u64> =
+            Array::try_from(m).map_err(map_err(MAP_LEARN_FILTER))?;
+        let mut words = [0u64; LEARN_FILTER_WORDS as usize];
+        if !slots.is_empty() {
+            for (i, w) in words.iter_mut().enumerate() {
+                *w = filter.get(&(i as u32), 0).unwrap_or(0);
+            }
+            let mut set = |base: usize, x: u64| {
+                let b = filter_bit(x) as usize;
+                words[base + b / 64] |= 1 << (b % 64);
+            };
+            for pid in pids {
+                set(0, u64::from(pid));
+            }
+            for s in slots {
+                for cg in &s.cgroups {
+                    set(64, *cg);
+                }
+            }
+        }
+        for (i, w) in words.iter().enumerate() {
+            filter
+                .set(i as u32, *w, 0)
+                .map_err(map_err(MAP_LEARN_FILTER))?;
+        }
+        Ok(())
     }
 
     pub fn syscall_learning(&self) -> bool {
