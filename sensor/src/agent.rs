@@ -246,6 +246,10 @@ pub async fn run(
     // After attach: whatever starts from here on is seen by the probes.
     let seeded = pipeline.enricher.seed();
     tracing::info!(processes = seeded, "process table seeded from /proc");
+    // Published now, not at the first event: status right after start shows the seeded table.
+    stats
+        .process_table_len
+        .store(pipeline.enricher.table.len() as u64, Ordering::Relaxed);
     // Loading parsed the kernel's BTF twice (tens of MiB, now freed); give it back to the OS
     // so the agent's resident size reflects what it keeps.
     #[cfg(target_env = "gnu")]

@@ -6,6 +6,7 @@
 
 mod bench;
 mod corpus;
+mod vm;
 
 use std::{
     os::unix::process::CommandExt,
@@ -66,6 +67,9 @@ enum Cmd {
     },
     /// Only install what is missing.
     Setup,
+    /// The kernel matrix (root): focused kernel tests on this host's kernel and on Debian's
+    /// Linux 6.1 under qemu, where BPF LSM and AppArmor are real.
+    VmTest,
 }
 
 fn root() -> PathBuf {
@@ -190,12 +194,23 @@ fn test() -> anyhow::Result<()> {
             "--test-threads=1",
         ])
         .env("SENSOR_BIN", &bin))?;
+    // The kernel matrix: the same focused kernel tests on Linux 6.1 under qemu (BPF LSM and
+    // AppArmor), about two minutes.
+    if is_root() {
+        vm::vm_test()?;
+    } else {
+        eprintln!("SKIP kernel matrix (vm-test): needs root to load eBPF programs");
+    }
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Setup => setup(),
+        Cmd::VmTest => {
+            setup()?;
+            vm::vm_test()
+        }
         Cmd::Run { args } => {
             setup()?;
             sh(cargo().args(["build", "--release", "-p", "sensor"]))?;
