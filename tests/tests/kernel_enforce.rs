@@ -168,6 +168,14 @@ fn shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile() {
         .to_owned();
     let lsm = backend.starts_with("exec: lsm/");
     eprintln!("enforcement backend: {backend}");
+    // The kernel matrix says which backend each kernel must pick.
+    if let Ok(want) = std::env::var("SENSOR_EXPECT_BACKEND") {
+        assert_eq!(
+            lsm,
+            want == "lsm",
+            "expected the {want} backend, got: {backend}"
+        );
+    }
     let (code, out) = exec_in(c.id(), &["/opt/busybox", "echo", "ran"]);
     assert!(!out.contains("ran"), "{out}");
     assert_ne!(code, Some(0));
