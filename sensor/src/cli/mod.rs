@@ -873,6 +873,13 @@ pub fn human_status(s: &StatusReport) -> String {
     for (p, why) in &s.probes.failed {
         o.push_str(&format!("  failed {p}: {why}\n"));
     }
+    if !s.probes.absent.is_empty() {
+        let names: Vec<&str> = s.probes.absent.keys().map(String::as_str).collect();
+        o.push_str(&format!(
+            "  not applicable here (no such syscall in this kernel): {}\n",
+            names.join(", ")
+        ));
+    }
     o.push_str("events by kind   seen(kernel)  received  dropped  filtered  errors\n");
     for (k, c) in &s.kernel {
         o.push_str(&format!(

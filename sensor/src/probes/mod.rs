@@ -100,6 +100,10 @@ pub struct AttachReport {
     pub attached: Vec<String>,
     /// Program → the kernel's reason.
     pub failed: BTreeMap<String, String>,
+    /// Programs whose syscall this kernel does not have (newer than it, or compiled out):
+    /// nothing to watch, so not a failure.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub absent: BTreeMap<String, String>,
 }
 
 /// Kernel-side counters, summed over CPUs.
@@ -291,6 +295,20 @@ impl Probes {
         let mut lsm_seen = 0;
         for (name, program) in ebpf.programs_mut() {
             let result = match (hook_for(name), program) {
+                (Some(Hook::Syscall { tracepoint }), Program::TracePoint(_))
+                    if opts.tracefs.join("events/syscalls").is_dir()
+                        && !opts
+                            .tracefs
+                            .join("events/syscalls")
+                            .join(&tracepoint)
+                            .is_dir() =>
+                {
+                    report.absent.insert(
+                        name.to_owned(),
+                        format!("this kernel has no syscalls/{tracepoint} tracepoint (the syscall is newer than the kernel, or compiled out)"),
+                    );
+                    continue;
+                }
                 (Some(Hook::Syscall { tracepoint }), Program::TracePoint(p)) => p
                     .load()
                     .and_then(|()| p.attach("syscalls", &tracepoint))
