@@ -198,6 +198,32 @@ impl Agent {
             .expect("run sensor cli")
     }
 
+    /// A CLI command that must succeed; its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "sensor {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A CLI command that must succeed and print JSON.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let text = self.cli_ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("sensor {args:?}: {e}: {text}"))
+    }
+
+    /// A workload's line of `sensor baseline list --json`.
+    pub fn baseline(&self, workload: &str) -> Option<serde_json::Value> {
+        let list = self.cli_json(&["baseline", "list", "--json"]);
+        list.as_array()?
+            .iter()
+            .find(|s| s["workload"] == workload)
+            .cloned()
+    }
+
     /// Stop, then start again on the same state directory.
     pub fn restart(mut self, config: Option<&str>) -> Agent {
         self.stop();

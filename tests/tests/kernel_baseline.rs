@@ -20,18 +20,6 @@ fn config() -> String {
         .replace("save_interval_secs = 30", "save_interval_secs = 1")
 }
 
-fn summary(agent: &Agent) -> Option<serde_json::Value> {
-    let out = agent.cli(&["baseline", "list", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let w = workload();
-    list.into_iter().find(|s| s["workload"] == w.as_str())
-}
-
 fn anomaly<'a>(a: &'a Alert, rule: &str) -> Option<&'a serde_json::Value> {
     (a.rule.id == rule
         && a.fields.get("workload").and_then(|w| w.as_str()) == Some(workload().as_str()))
@@ -52,7 +40,7 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let learned = loop {
         svc.exercise();
-        let s = summary(&agent);
+        let s = agent.baseline(&workload());
         if let Some(s) = &s
             && s["events"].as_u64().unwrap_or(0) >= 100
             && s["syscalls"].as_u64().unwrap_or(0) > 10
@@ -130,7 +118,7 @@ fn a_learned_service_doing_something_new_is_an_anomaly_within_a_second() {
 
     // The baseline survives a restart, frozen, with its syscalls.
     let agent = agent.restart(Some(&cfg));
-    let s = summary(&agent).expect("baseline after restart");
+    let s = agent.baseline(&workload()).expect("baseline after restart");
     assert_eq!(s["mode"], "frozen");
     assert!(s["syscalls"].as_u64().unwrap() > 10, "{s}");
     let out = agent.cli(&["baseline", "show", &workload()]);

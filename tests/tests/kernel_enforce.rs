@@ -17,26 +17,6 @@ fn config() -> String {
         .replace("promote_after_events = 10000", "promote_after_events = 10")
 }
 
-fn cli_json(agent: &Agent, args: &[&str]) -> serde_json::Value {
-    let out = agent.cli(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn cli_ok(agent: &Agent, args: &[&str]) -> String {
-    let out = agent.cli(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn find<'a>(list: &'a serde_json::Value, workload: &str) -> Option<&'a serde_json::Value> {
     list.as_array()?.iter().find(|s| s["workload"] == workload)
 }
@@ -107,13 +87,13 @@ fn shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile() {
     .unwrap();
     c.start_detached().unwrap();
     wait_for("learning", &agent, || {
-        let l = cli_json(&agent, &["baseline", "list", "--json"]);
+        let l = agent.cli_json(&["baseline", "list", "--json"]);
         find(&l, &workload).is_some_and(|s| s["events"].as_u64().unwrap_or(0) >= 60)
     });
-    cli_ok(&agent, &["baseline", "freeze", &workload]);
-    cli_ok(&agent, &["profile", "shadow", &workload]);
+    agent.cli_ok(&["baseline", "freeze", &workload]);
+    agent.cli_ok(&["profile", "shadow", &workload]);
     let kernel = |agent: &Agent| {
-        let l = cli_json(agent, &["profile", "status", "--json"]);
+        let l = agent.cli_json(&["profile", "status", "--json"]);
         find(&l, &workload)
             .and_then(|s| s.get("kernel").cloned())
             .filter(|k| !k.is_null())
@@ -148,12 +128,12 @@ fn shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile() {
 
     // Ready once enough in-profile actions followed; then enforced.
     wait_for("promotion criterion", &agent, || {
-        let l = cli_json(&agent, &["profile", "status", "--json"]);
+        let l = agent.cli_json(&["profile", "status", "--json"]);
         find(&l, &workload).is_some_and(|s| s["ready"] == true)
     });
-    cli_ok(&agent, &["profile", "enforce", &workload]);
+    agent.cli_ok(&["profile", "enforce", &workload]);
     wait_for("enforce in the kernel", &agent, || {
-        let l = cli_json(&agent, &["profile", "status", "--json"]);
+        let l = agent.cli_json(&["profile", "status", "--json"]);
         find(&l, &workload).is_some_and(|s| s["stage"] == "enforce")
     });
     std::thread::sleep(Duration::from_millis(1500));
@@ -161,7 +141,7 @@ fn shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile() {
     // The unlearned program does not run: refused with EPERM by BPF LSM where the kernel
     // loads it, killed before its first instruction otherwise. The unlearned connect gets
     // EPERM either way.
-    let status = cli_json(&agent, &["status", "--json"]);
+    let status = agent.cli_json(&["status", "--json"]);
     let backend = status["baseline"]["enforcement_backend"]
         .as_str()
         .unwrap_or_default()
@@ -207,7 +187,7 @@ fn shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile() {
                 == "sensor.profile.denied")
             .is_some()
     );
-    let status = cli_ok(&agent, &["status"]);
+    let status = agent.cli_ok(&["status"]);
     let shown = if lsm {
         "lsm/bprm_check_security"
     } else {
@@ -216,7 +196,7 @@ fn shadow_counts_exactly_and_enforce_denies_only_what_is_out_of_profile() {
     assert!(status.contains(shown), "backend shown: {status}");
 
     // Off: the policy leaves the kernel.
-    cli_ok(&agent, &["profile", "off", &workload]);
+    agent.cli_ok(&["profile", "off", &workload]);
     std::thread::sleep(Duration::from_millis(1500));
     let (code, out) = exec_in(c.id(), &["/opt/busybox", "echo", "ran"]);
     assert_eq!(code, Some(0), "{out}");

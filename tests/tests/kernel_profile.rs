@@ -23,39 +23,15 @@ fn config() -> String {
         .replace("save_interval_secs = 30", "save_interval_secs = 1")
 }
 
-fn summary(agent: &Agent, workload: &str) -> Option<serde_json::Value> {
-    let out = agent.cli(&["baseline", "list", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    list.into_iter().find(|s| s["workload"] == workload)
-}
-
-fn cli_ok(agent: &Agent, args: &[&str]) -> String {
-    let out = agent.cli(args);
-    assert!(
-        out.status.success(),
-        "sensor {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Generate every format into `out`; the paths written, by suffix.
 fn generate(agent: &Agent, workload: &str, out: &Path) -> Vec<PathBuf> {
-    let text = cli_ok(
-        agent,
-        &[
-            "profile",
-            "generate",
-            workload,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let text = agent.cli_ok(&[
+        "profile",
+        "generate",
+        workload,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     text.lines().map(PathBuf::from).collect()
 }
 
@@ -82,7 +58,10 @@ fn a_learned_service_runs_confined_by_its_generated_profile() {
     // First run: the agent learns the workload and its executable.
     let mut svc = Service::start(dir.path(), port, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while summary(&agent, &workload()).is_none_or(|s| s["syscalls"].as_u64().unwrap_or(0) < 10) {
+    while agent
+        .baseline(&workload())
+        .is_none_or(|s| s["syscalls"].as_u64().unwrap_or(0) < 10)
+    {
         assert!(
             Instant::now() < deadline,
             "not learning:\n{}",
@@ -102,7 +81,7 @@ fn a_learned_service_runs_confined_by_its_generated_profile() {
     }
     std::thread::sleep(Duration::from_millis(1500));
     svc.stop();
-    cli_ok(&agent, &["baseline", "freeze", &workload()]);
+    agent.cli_ok(&["baseline", "freeze", &workload()]);
 
     let out = tempfile::tempdir().unwrap();
     let files = generate(&agent, &workload(), out.path());
@@ -130,7 +109,7 @@ fn a_learned_service_runs_confined_by_its_generated_profile() {
             .any(|e| e == port),
         "{p}"
     );
-    cli_ok(&agent, &["profile", "check", profile.to_str().unwrap()]);
+    agent.cli_ok(&["profile", "check", profile.to_str().unwrap()]);
 
     // AppArmor: valid as generated; a broken copy is refused with its line.
     let aa = with_suffix(&files, ".apparmor");
@@ -261,31 +240,31 @@ fn a_learned_container_runs_under_its_generated_oci_seccomp_profile() {
     annotate(&learn);
     learn.start_detached().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while summary(&agent, &workload).is_none_or(|s| s["syscalls"].as_u64().unwrap_or(0) < 5) {
+    while agent
+        .baseline(&workload)
+        .is_none_or(|s| s["syscalls"].as_u64().unwrap_or(0) < 5)
+    {
         assert!(
             Instant::now() < deadline,
             "container not learning: {:?}\n{}",
-            summary(&agent, &workload),
+            agent.baseline(&workload),
             agent.log_text()
         );
         std::thread::sleep(Duration::from_millis(300));
     }
     std::thread::sleep(Duration::from_secs(2));
     drop(learn);
-    cli_ok(&agent, &["baseline", "freeze", &workload]);
+    agent.cli_ok(&["baseline", "freeze", &workload]);
     let out = tempfile::tempdir().unwrap();
-    let text = cli_ok(
-        &agent,
-        &[
-            "profile",
-            "generate",
-            &workload,
-            "--format",
-            "seccomp",
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
-    );
+    let text = agent.cli_ok(&[
+        "profile",
+        "generate",
+        &workload,
+        "--format",
+        "seccomp",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     let seccomp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(text.trim()).unwrap()).unwrap();
     assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");

@@ -487,7 +487,7 @@ impl Engine {
             return None;
         }
         let exe = ev.process.exe.as_ref()?;
-        let fp = format!("{}:{}", exe.device, exe.inode);
+        let fp = exe_id(exe);
         match &b.fingerprint {
             None => {
                 b.fingerprint = Some(fp);
@@ -603,10 +603,7 @@ impl Engine {
                     }
                     WorkloadKind::Exe => {
                         t.pids = pids.remove(key).unwrap_or_default();
-                        t.exe = b.fingerprint.as_deref().and_then(|f| {
-                            let (dev, ino) = f.split_once(':')?;
-                            Some((dev.parse().ok()?, ino.parse().ok()?))
-                        });
+                        t.exe = b.fingerprint.as_deref().and_then(parse_exe_id);
                     }
                 }
                 t
@@ -750,10 +747,7 @@ impl Engine {
                     .exe_ids
                     .items
                     .keys()
-                    .filter_map(|k| {
-                        let (d, i) = k.split_once(':')?;
-                        Some((d.parse().ok()?, i.parse().ok()?))
-                    })
+                    .filter_map(|k| parse_exe_id(k))
                     .collect();
                 let peers = b
                     .model
@@ -879,6 +873,16 @@ fn readiness(cfg: &BaselineConfig, e: &Enforcement, now: i64) -> String {
     )
 }
 
+/// A file's identity as fingerprints and `exe_ids` hold it: `device:inode`.
+fn exe_id(x: &crate::event::ExeInfo) -> String {
+    format!("{}:{}", x.device, x.inode)
+}
+
+fn parse_exe_id(s: &str) -> Option<(u32, u64)> {
+    let (dev, ino) = s.split_once(':')?;
+    Some((dev.parse().ok()?, ino.parse().ok()?))
+}
+
 fn bad_key(key: &str) -> String {
     format!(
         "{key:?} is not a workload key (expected container:NAME, unit:NAME.service or exe:PATH@USER)"
@@ -918,7 +922,7 @@ pub fn features(ev: &Event) -> Vec<(Feature, String)> {
             out.push((Feature::Executable, g));
             out.push((Feature::User, super::workload::user_of(ev)));
             if let Some(x) = &p.exe {
-                out.push((Feature::ExeId, format!("{}:{}", x.device, x.inode)));
+                out.push((Feature::ExeId, exe_id(x)));
             }
         }
         Kind::File => {
@@ -1110,8 +1114,8 @@ fn component(
         observations,
         learned_over_secs: b.span(),
         weight,
-        confidence: (confidence * 100.0).round() / 100.0,
-        points: (weight * confidence * 10.0).round() / 10.0,
+        confidence: score::rounded_confidence(confidence),
+        points: score::points(weight, confidence),
         technique,
     }
 }
@@ -1325,8 +1329,8 @@ fn score_event(
             observations: total,
             learned_over_secs: b.span(),
             weight: w.unseen_hour,
-            confidence: (confidence * 100.0).round() / 100.0,
-            points: (w.unseen_hour * confidence * 10.0).round() / 10.0,
+            confidence: score::rounded_confidence(confidence),
+            points: score::points(w.unseen_hour, confidence),
             technique: None,
         });
     }
@@ -1365,8 +1369,8 @@ fn score_event(
                 observations: stat.sum,
                 learned_over_secs: b.span(),
                 weight: w.volume,
-                confidence: (confidence * 100.0).round() / 100.0,
-                points: (w.volume * confidence * 10.0).round() / 10.0,
+                confidence: score::rounded_confidence(confidence),
+                points: score::points(w.volume, confidence),
                 technique: tech,
             });
         }

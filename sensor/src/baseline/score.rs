@@ -82,6 +82,16 @@ pub fn confidence(observations: u64, maturity: u64) -> f64 {
     c.clamp(0.0, 1.0)
 }
 
+/// A component's points: its weight scaled by confidence, to one decimal.
+pub fn points(weight: f64, confidence: f64) -> f64 {
+    (weight * confidence * 10.0).round() / 10.0
+}
+
+/// Confidence as an alert shows it, to two decimals.
+pub fn rounded_confidence(confidence: f64) -> f64 {
+    (confidence * 100.0).round() / 100.0
+}
+
 pub fn total(components: &[Component]) -> f64 {
     let t: f64 = components.iter().map(|c| c.points).sum();
     (t.min(100.0) * 10.0).round() / 10.0

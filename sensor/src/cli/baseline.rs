@@ -446,10 +446,10 @@ pub fn fetch(
     db: Option<&Path>,
     workload: &str,
 ) -> anyhow::Result<baseline::model::Baseline> {
-    let mut t = Target::open(state, config, db)?;
-    match t.ok(Command::Export {
+    let export = Command::Export {
         workload: workload.to_owned(),
-    })? {
+    };
+    match command(state, config, db, export)? {
         Reply::Baseline(b) => Ok(*b),
         _ => bail!("unexpected reply"),
     }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya::{
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
+    maps::{MapData, PerCpuArray},
     programs::{CgroupAttachMode, CgroupSockAddr},
 };
 use sensor_common::{
@@ -18,7 +18,7 @@ use sensor_common::{
     MAP_ENFORCE_STATS, MAP_EXEC_ALLOW, PROG_CONNECT4, PROG_CONNECT6,
 };
 
-use super::{ProbeError, Probes, short_reason};
+use super::{ProbeError, Probes, map_err, short_reason};
 
 /// One workload's policy as the kernel applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,25 +46,7 @@ pub struct ConnectLinks {
     by_path: HashMap<String, [aya::programs::cgroup_sock_addr::CgroupSockAddrLinkId; 2]>,
 }
 
-fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
-    move |e| ProbeError::Map {
-        name,
-        reason: e.to_string(),
-    }
-}
-
 impl Probes {
-    fn enforce_map<K: aya::Pod, V: aya::Pod>(
-        &mut self,
-        name: &'static str,
-    ) -> Result<BpfHashMap<&mut MapData, K, V>, ProbeError> {
-        let m = self.ebpf.map_mut(name).ok_or_else(|| ProbeError::Map {
-            name,
-            reason: "missing from the object".into(),
-        })?;
-        BpfHashMap::try_from(m).map_err(map_err(name))
-    }
-
     /// Make the kernel's enforcement match `policies` and return each policy's counters.
     /// `cgroup_root` is the cgroup v2 mount.
     pub fn enforce_sync(
@@ -75,7 +57,7 @@ impl Probes {
         // Allow-lists first, then the cgroups that point at them: a cgroup never meets an
         // empty list mid-update.
         {
-            let mut exec = self.enforce_map::<ExecAllowKey, u8>(MAP_EXEC_ALLOW)?;
+            let mut exec = self.hash_map::<ExecAllowKey, u8>(MAP_EXEC_ALLOW)?;
             let want: HashSet<ExecAllowKey> = policies
                 .iter()
                 .flat_map(|p| {
@@ -99,7 +81,7 @@ impl Probes {
             }
         }
         {
-            let mut conn = self.enforce_map::<ConnectAllowKey, u8>(MAP_CONNECT_ALLOW)?;
+            let mut conn = self.hash_map::<ConnectAllowKey, u8>(MAP_CONNECT_ALLOW)?;
             let want: HashSet<ConnectAllowKey> = policies
                 .iter()
                 .flat_map(|p| {
@@ -137,7 +119,7 @@ impl Probes {
             }
         }
         {
-            let mut cgroups = self.enforce_map::<u64, EnforcePolicy>(MAP_ENFORCE_CGROUPS)?;
+            let mut cgroups = self.hash_map::<u64, EnforcePolicy>(MAP_ENFORCE_CGROUPS)?;
             let want: HashMap<u64, EnforcePolicy> = policies
                 .iter()
                 .flat_map(|p| {
@@ -253,10 +235,7 @@ impl Probes {
         let m = self
             .ebpf
             .map(MAP_ENFORCE_STATS)
-            .ok_or_else(|| ProbeError::Map {
-                name: MAP_ENFORCE_STATS,
-                reason: "missing from the object".into(),
-            })?;
+            .ok_or_else(|| super::missing_map(MAP_ENFORCE_STATS))?;
         let stats: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(m).map_err(map_err(MAP_ENFORCE_STATS))?;
         let mut out = HashMap::new();
@@ -298,10 +277,7 @@ impl Probes {
         let m = self
             .ebpf
             .map_mut(MAP_ENFORCE_STATS)
-            .ok_or_else(|| ProbeError::Map {
-                name: MAP_ENFORCE_STATS,
-                reason: "missing from the object".into(),
-            })?;
+            .ok_or_else(|| super::missing_map(MAP_ENFORCE_STATS))?;
         let mut stats: PerCpuArray<&mut MapData, u64> =
             PerCpuArray::try_from(m).map_err(map_err(MAP_ENFORCE_STATS))?;
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Load(e.to_string()))?;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use aya::{
-    maps::{Array, HashMap as BpfHashMap, MapData},
+    maps::{Array, MapData},
     programs::BtfTracePoint,
 };
 use sensor_common::{
@@ -13,7 +13,7 @@ use sensor_common::{
     MAP_LEARN_FILTER, MAP_LEARN_PIDS, PROG_LEARN_SYSCALLS, PidLearn, SyscallBitmap, filter_bit,
 };
 
-use super::{ProbeError, Probes, short_reason};
+use super::{ProbeError, Probes, map_err, short_reason};
 
 /// One learning workload, as the kernel sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,25 +29,7 @@ pub struct LearnSlot {
 /// BPF_NOEXIST: keep what the kernel already has (a pid enrolled at fork, a bitmap in use).
 const NOEXIST: u64 = 1;
 
-fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
-    move |e| ProbeError::Map {
-        name,
-        reason: e.to_string(),
-    }
-}
-
 impl Probes {
-    fn learn_map<K: aya::Pod, V: aya::Pod>(
-        &mut self,
-        name: &'static str,
-    ) -> Result<BpfHashMap<&mut MapData, K, V>, ProbeError> {
-        let m = self.ebpf.map_mut(name).ok_or_else(|| ProbeError::Map {
-            name,
-            reason: "missing from the object".into(),
-        })?;
-        BpfHashMap::try_from(m).map_err(map_err(name))
-    }
-
     /// Make the kernel's enrolment match `slots`, and return the syscalls recorded so far for
     /// each slot. An empty plan detaches the recorder and clears the maps.
     pub fn learn_sync(
@@ -58,7 +40,7 @@ impl Probes {
         let active: HashSet<u64> = slots.iter().map(|s| s.slot).collect();
         let mut seen = HashMap::new();
         {
-            let mut bitmaps = self.learn_map::<u64, SyscallBitmap>(MAP_LEARN_BITMAPS)?;
+            let mut bitmaps = self.hash_map::<u64, SyscallBitmap>(MAP_LEARN_BITMAPS)?;
             let zero = SyscallBitmap {
                 words: [0; (LEARN_SYSCALLS / 64) as usize],
             };
@@ -75,7 +57,7 @@ impl Probes {
             }
         }
         {
-            let mut cgroups = self.learn_map::<u64, u64>(MAP_LEARN_CGROUPS)?;
+            let mut cgroups = self.hash_map::<u64, u64>(MAP_LEARN_CGROUPS)?;
             let want: HashMap<u64, u64> = slots
                 .iter()
                 .flat_map(|s| s.cgroups.iter().map(move |c| (*c, s.slot)))
@@ -93,7 +75,7 @@ impl Probes {
             }
         }
         {
-            let mut exes = self.learn_map::<[u64; 2], u64>(MAP_LEARN_EXES)?;
+            let mut exes = self.hash_map::<[u64; 2], u64>(MAP_LEARN_EXES)?;
             let want: HashMap<[u64; 2], u64> = slots
                 .iter()
                 .filter_map(|s| s.exe.map(|(dev, ino)| ([ino, u64::from(dev)], s.slot)))
@@ -109,7 +91,7 @@ impl Probes {
             }
         }
         {
-            let mut pids = self.learn_map::<u32, PidLearn>(MAP_LEARN_PIDS)?;
+            let mut pids = self.hash_map::<u32, PidLearn>(MAP_LEARN_PIDS)?;
             let have: Vec<(u32, PidLearn)> = pids.iter().filter_map(Result::ok).collect();
             for (pid, p) in have {
                 // Each process's syscalls go to its workload (an exited one's too, before it
@@ -166,18 +148,12 @@ impl Probes {
     /// clear it when nothing learns.
     fn sync_filter(&mut self, slots: &[LearnSlot]) -> Result<(), ProbeError> {
         let pids: Vec<u32> = {
-            let pids = self.learn_map::<u32, PidLearn>(MAP_LEARN_PIDS)?;
+            let pids = self.hash_map::<u32, PidLearn>(MAP_LEARN_PIDS)?;
             pids.keys().filter_map(Result::ok).collect()
         };
-        let m = self
-            .ebpf
-            .map_mut(MAP_LEARN_FILTER)
-            .ok_or_else(|| ProbeError::Map {
-                name: MAP_LEARN_FILTER,
-                reason: "missing from the object".into(),
-            })?;
         let mut filter: Array<&mut MapData, u64> =
-            Array::try_from(m).map_err(map_err(MAP_LEARN_FILTER))?;
+            Array::try_from(self.map_named(MAP_LEARN_FILTER)?)
+                .map_err(map_err(MAP_LEARN_FILTER))?;
         let mut words = [0u64; LEARN_FILTER_WORDS as usize];
         if !slots.is_empty() {
             for (i, w) in words.iter_mut().enumerate() {

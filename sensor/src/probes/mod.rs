@@ -128,6 +128,36 @@ pub struct Probes {
     pub lsm: Result<(), String>,
 }
 
+/// A map error, with the map's name.
+fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
+    move |e| ProbeError::Map {
+        name,
+        reason: e.to_string(),
+    }
+}
+
+fn missing_map(name: &'static str) -> ProbeError {
+    ProbeError::Map {
+        name,
+        reason: "missing from the object".into(),
+    }
+}
+
+impl Probes {
+    /// A map of the loaded object, by name.
+    fn map_named(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, ProbeError> {
+        self.ebpf.map_mut(name).ok_or_else(|| missing_map(name))
+    }
+
+    /// A hash map of the loaded object, typed.
+    fn hash_map<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<aya::maps::HashMap<&mut MapData, K, V>, ProbeError> {
+        aya::maps::HashMap::try_from(self.map_named(name)?).map_err(map_err(name))
+    }
+}
+
 /// Where a program attaches, derived from its name.
 enum Hook {
     Syscall {
@@ -359,19 +389,13 @@ impl Probes {
             Ok(()) => {
                 let map = ebpf
                     .map_mut(sensor_common::MAP_ENFORCE_BACKEND)
-                    .ok_or_else(|| ProbeError::Map {
-                        name: sensor_common::MAP_ENFORCE_BACKEND,
-                        reason: "missing from the object".into(),
-                    })?;
+                    .ok_or_else(|| missing_map(sensor_common::MAP_ENFORCE_BACKEND))?;
                 let mut backend: aya::maps::Array<&mut MapData, u32> =
-                    aya::maps::Array::try_from(map).map_err(|e| ProbeError::Map {
-                        name: sensor_common::MAP_ENFORCE_BACKEND,
-                        reason: e.to_string(),
-                    })?;
-                backend.set(0, 1, 0).map_err(|e| ProbeError::Map {
-                    name: sensor_common::MAP_ENFORCE_BACKEND,
-                    reason: e.to_string(),
-                })?;
+                    aya::maps::Array::try_from(map)
+                        .map_err(map_err(sensor_common::MAP_ENFORCE_BACKEND))?;
+                backend
+                    .set(0, 1, 0)
+                    .map_err(map_err(sensor_common::MAP_ENFORCE_BACKEND))?;
                 tracing::info!("enforcement backend: BPF LSM");
             }
             Err(reason) => {
@@ -385,28 +409,12 @@ impl Probes {
 
         let counters = ebpf
             .take_map(MAP_COUNTERS)
-            .ok_or_else(|| ProbeError::Map {
-                name: MAP_COUNTERS,
-                reason: "missing from the object".into(),
-            })
-            .and_then(|m| {
-                PerCpuArray::try_from(m).map_err(|e| ProbeError::Map {
-                    name: MAP_COUNTERS,
-                    reason: e.to_string(),
-                })
-            })?;
+            .ok_or_else(|| missing_map(MAP_COUNTERS))
+            .and_then(|m| PerCpuArray::try_from(m).map_err(map_err(MAP_COUNTERS)))?;
         let ring = ebpf
             .take_map(MAP_EVENTS)
-            .ok_or_else(|| ProbeError::Map {
-                name: MAP_EVENTS,
-                reason: "missing from the object".into(),
-            })
-            .and_then(|m| {
-                RingBuf::try_from(m).map_err(|e| ProbeError::Map {
-                    name: MAP_EVENTS,
-                    reason: e.to_string(),
-                })
-            })?;
+            .ok_or_else(|| missing_map(MAP_EVENTS))
+            .and_then(|m| RingBuf::try_from(m).map_err(map_err(MAP_EVENTS)))?;
         Ok((
             Probes {
                 ebpf,
@@ -428,15 +436,9 @@ impl Probes {
     fn fill_prefixes(ebpf: &mut Ebpf, prefixes: &[String]) -> Result<(), ProbeError> {
         let map = ebpf
             .map_mut(MAP_IGNORED_PREFIXES)
-            .ok_or_else(|| ProbeError::Map {
-                name: MAP_IGNORED_PREFIXES,
-                reason: "missing from the object".into(),
-            })?;
-        let mut trie: LpmTrie<&mut MapData, [u8; PREFIX_KEY_LEN], u8> = LpmTrie::try_from(map)
-            .map_err(|e| ProbeError::Map {
-                name: MAP_IGNORED_PREFIXES,
-                reason: e.to_string(),
-            })?;
+            .ok_or_else(|| missing_map(MAP_IGNORED_PREFIXES))?;
+        let mut trie: LpmTrie<&mut MapData, [u8; PREFIX_KEY_LEN], u8> =
+            LpmTrie::try_from(map).map_err(map_err(MAP_IGNORED_PREFIXES))?;
         for p in prefixes {
             let bytes = p.as_bytes();
             if bytes.len() > PREFIX_KEY_LEN {
@@ -445,10 +447,7 @@ impl Probes {
             let mut data = [0u8; PREFIX_KEY_LEN];
             data[..bytes.len()].copy_from_slice(bytes);
             trie.insert(&Key::new((bytes.len() * 8) as u32, data), 1, 0)
-                .map_err(|e| ProbeError::Map {
-                    name: MAP_IGNORED_PREFIXES,
-                    reason: e.to_string(),
-                })?;
+                .map_err(map_err(MAP_IGNORED_PREFIXES))?;
         }
         Ok(())
     }

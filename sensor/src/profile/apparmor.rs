@@ -25,19 +25,6 @@ pub struct AppArmorProfile {
     pub rules: BTreeSet<Rule>,
 }
 
-/// A profile name: letters, digits and `-_.`; anything else becomes `_`.
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// A path for a rule: always quoted, `"` and `\` escaped, control characters refused by the
 /// caller (`Profile::validate` already requires clean absolute paths).
 fn quote(path: &str) -> String {
@@ -88,7 +75,8 @@ impl AppArmorProfile {
             rules.insert(Rule::File(e.clone(), "mrix"));
         }
         AppArmorProfile {
-            name: format!("sensor-{}", sanitize(&p.workload)),
+            // The same sanitized stem as the profile's file names.
+            name: format!("sensor-{}", p.file_stem()),
             // The program file (an interpreter's workload name continues with its script).
             attach: p.workload.strip_prefix("exe:").and_then(|rest| {
                 rest.rsplit_once('@')
@@ -144,7 +132,7 @@ mod tests {
         // Learned wildcards stay wildcards.
         assert_eq!(quote("/proc/*/stat"), "\"/proc/*/stat\"");
         assert_eq!(
-            sanitize("exe:/usr/bin/python3@root"),
+            super::super::model::stem("exe:/usr/bin/python3@root"),
             "exe__usr_bin_python3_root"
         );
     }
