@@ -333,3 +333,45 @@ pub fn stem(workload: &str) -> String {
         .collect();
     s.trim_matches('_').chars().take(120).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> String {
+        serde_json::json!({
+            "format": 1, "workload": "exe:/srv/app@root", "baseline_version": 2, "generated": 0,
+            "executables": ["/srv/app"], "read": ["/etc/app/**"], "write": ["/var/log/app/*.log"],
+            "connect": ["10.0.0.5:5432"], "connect_ports": [5432], "bind_ports": [8080],
+            "syscalls": ["read", "openat"], "seccomp_default": "errno",
+            "capabilities": ["CAP_NET_BIND_SERVICE"]
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn bad_profiles_name_the_field_or_the_place() {
+        assert!(Profile::parse(&valid(), "p.json").is_ok());
+        let cases = [
+            ("\"format\":1", "\"format\":9", "format"),
+            ("\"/srv/app\"]", "\"srv/app\"]", "executables[0]"),
+            ("\"/etc/app/**\"", "\"/etc/../shadow\"", "read[0]"),
+            ("\"10.0.0.5:5432\"", "\"not-an-address\"", "connect[0]"),
+            ("\"openat\"", "\"no_such_call\"", "syscalls[1]"),
+            (
+                "\"CAP_NET_BIND_SERVICE\"",
+                "\"CAP_BOGUS\"",
+                "capabilities[0]",
+            ),
+        ];
+        for (from, to, field) in cases {
+            let text = valid().replace(from, to);
+            assert_ne!(text, valid(), "{from}");
+            let e = Profile::parse(&text, "p.json").unwrap_err().to_string();
+            assert!(e.starts_with(&format!("p.json: {field}:")), "{to}: {e}");
+        }
+        let e = Profile::parse("{\"format\": 1,\n \"workload\": 3}", "p.json").unwrap_err();
+        assert!(e.to_string().starts_with("p.json:2:"), "{e}");
+        assert!(Profile::parse("\u{0}\u{ff}", "p.json").is_err());
+    }
+}
