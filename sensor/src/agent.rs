@@ -27,7 +27,10 @@ use crate::{
     detect::{Detector, ruleset},
     enrich::enricher::EnrichOptions,
     health::DropMonitor,
-    output::alert_log::{AlertLog, AlertLogError, RotationPolicy},
+    output::{
+        Outputs,
+        alert_log::{AlertLog, AlertLogError, RotationPolicy},
+    },
     pipeline::Pipeline,
     probes::{self, Mode, ProbeError, ProbeOptions, Probes, reader},
     stats::{LossSnapshot, Stats},
@@ -52,6 +55,13 @@ pub enum AgentError {
     Rules(Vec<String>),
     #[error(transparent)]
     Ioc(#[from] crate::ioc::IocError),
+    #[error(transparent)]
+    Output(#[from] crate::output::SinkError),
+    #[error("cannot serve metrics on {address}: {source}")]
+    Metrics {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
 /// Messages from the async side to the pipeline thread.
@@ -86,6 +96,7 @@ struct Shared {
     incidents: Mutex<Vec<crate::rules::incidents::Incident>>,
     /// Snapshot of the baselines' state, refreshed every second.
     baseline: Mutex<api::BaselineStatus>,
+    outputs: Arc<Outputs>,
 }
 
 impl Shared {
@@ -99,6 +110,7 @@ impl Shared {
             kernel_errors: counters.values().map(|c| c.errors).sum(),
             decode_errors: self.stats.decode_errors.load(Ordering::Relaxed),
             subscriber_dropped: self.stats.subscriber_dropped.load(Ordering::Relaxed),
+            output_lost: self.outputs.lost_total(),
         }
     }
 }
@@ -151,6 +163,8 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
             .lock()
             .map(|b| b.clone())
             .unwrap_or_default(),
+        outputs: shared.outputs.status(),
+        metrics_listen: opts.config.metrics.listen.clone(),
     }
 }
 
@@ -177,6 +191,19 @@ pub async fn run(
             compress: cfg.alert_log.compress,
         },
     )?;
+    // Sinks before the kernel too: an unreadable certificate or secret stops the start.
+    let (outputs, senders) = Outputs::open(&cfg.outputs, &opts.state_dir.0)?;
+    let outputs = Arc::new(outputs);
+    let metrics_listener =
+        match &cfg.metrics.listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
+                |source| AgentError::Metrics {
+                    address: address.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
 
     // Rules first: a bad ruleset stops the start before anything touches the kernel.
     let verdict = ruleset::checked(cfg.rules.builtin, &cfg.rules.paths);
@@ -270,7 +297,9 @@ pub async fn run(
             enforcement_backend: probes_backend.clone(),
             ..Default::default()
         }),
+        outputs: outputs.clone(),
     });
+    let output_tasks = outputs.start(senders);
     if let Some(error) = &baseline_error {
         let alert = crate::alert::Alert::new(
             "sensor.baseline_store_unavailable",
@@ -279,11 +308,12 @@ pub async fn run(
             format!("behavioural baselines are off: {error}"),
         )
         .with_tag("sensor-health");
-        write_alert(&mut alert_log, &stats, &alert);
+        write_alert(&mut alert_log, &outputs, &stats, &alert);
     }
     // Unbounded: reloads and self-alerts are rare, and a reload must never be dropped.
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
     let baseline_tx = ctl_tx.clone();
+    let test_tx = ctl_tx.clone();
     let reload_task = tokio::spawn(reload_loop(
         opts.config.rules.clone(),
         opts.config.ioc.paths.clone(),
@@ -320,6 +350,34 @@ pub async fn run(
             let _ = baseline_tx.send(Control::Baseline(cmd, tx));
             rx
         }),
+        test_alert: Box::new(move |count, severity, message| {
+            let message = message.unwrap_or_else(|| "test alert from `sensor alerts test`".into());
+            (0..count)
+                .map(|i| {
+                    let alert = crate::alert::Alert::new(
+                        "sensor.test",
+                        "Sensor test alert",
+                        severity,
+                        message.clone(),
+                    )
+                    .with_tag("sensor-test")
+                    .with_field("sequence", i);
+                    let id = alert.id.clone();
+                    let _ = test_tx.send(Control::Alert(Box::new(alert)));
+                    id
+                })
+                .collect()
+        }),
+    });
+    let metrics_task = metrics_listener.map(|listener| {
+        let (shared, hub, opts, outputs) =
+            (shared.clone(), hub.clone(), opts.clone(), outputs.clone());
+        tokio::spawn(crate::output::metrics::serve(
+            listener,
+            Arc::new(move || {
+                crate::output::metrics::render(&status(&shared, &hub, &opts), &outputs)
+            }),
+        ))
     });
     let api_task = tokio::spawn(server::serve(listener, ctx));
     // `<state>/status.json`, rewritten every second: a heartbeat for monitoring that needs no
@@ -361,9 +419,11 @@ pub async fn run(
     let save_every = Duration::from_secs(opts.config.baseline.save_interval_secs);
     let proc_root = opts.host_root.join("proc");
     let cgroup_root = crate::enrich::cgroup_cache::cgroup2_root(&opts.host_root);
+    let pipeline_outputs = outputs.clone();
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
+            let outputs = pipeline_outputs;
             let mut monitor = DropMonitor::new(interval);
             let mut last_health = Instant::now();
             let mut last_save = Instant::now();
@@ -405,7 +465,7 @@ pub async fn run(
                     }
                     Ok(Err(Control::Alert(a))) => {
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
-                        write_alert(&mut alert_log, &stats, &a);
+                        write_alert(&mut alert_log, &outputs, &stats, &a);
                     }
                     Ok(Ok(Some(batch))) => {
                         for bytes in batch {
@@ -417,7 +477,7 @@ pub async fn run(
                                 stats.record_alert_latency(lat);
                             }
                             for alert in out.alerts {
-                                write_alert(&mut alert_log, &stats, &alert);
+                                write_alert(&mut alert_log, &outputs, &stats, &alert);
                             }
                             if let Some(ev) = out.event {
                                 pipe_hub.publish(ev);
@@ -430,7 +490,7 @@ pub async fn run(
                 if last_health.elapsed() >= Duration::from_secs(1) {
                     last_health = Instant::now();
                     for alert in pipeline.tick(Clock::boot_ns_now()) {
-                        write_alert(&mut alert_log, &stats, &alert);
+                        write_alert(&mut alert_log, &outputs, &stats, &alert);
                     }
                     let tracker = pipeline.detector.incidents();
                     persist_incidents(&incidents_file, tracker.take_closed());
@@ -457,12 +517,12 @@ pub async fn run(
                     }
                     if let Some(alert) = monitor.check(&pipe_shared.losses(), last_health) {
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
-                        write_alert(&mut alert_log, &stats, &alert);
+                        write_alert(&mut alert_log, &outputs, &stats, &alert);
                     }
                 }
             }
             for alert in pipeline.finish() {
-                write_alert(&mut alert_log, &stats, &alert);
+                write_alert(&mut alert_log, &outputs, &stats, &alert);
             }
             if let Some(engine) = pipeline.baseline.as_mut() {
                 save_baselines(engine, baseline_store.as_mut());
@@ -480,6 +540,12 @@ pub async fn run(
     let _ = reader_task.await;
     api_task.abort();
     status_task.abort();
+    for t in output_tasks {
+        t.abort();
+    }
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     reload_task.abort();
     let joined = tokio::task::spawn_blocking(move || pipeline_thread.join()).await;
     let socket = opts.state_dir.socket();
@@ -851,7 +917,9 @@ fn persist_incidents(path: &std::path::Path, closed: Vec<crate::rules::incidents
     }
 }
 
-fn write_alert(log: &mut AlertLog, stats: &Stats, alert: &crate::alert::Alert) {
+/// The one way out for every alert: the local log, then the sinks' queues.
+fn write_alert(log: &mut AlertLog, outputs: &Outputs, stats: &Stats, alert: &crate::alert::Alert) {
+    outputs.deliver(alert);
     match log.append(alert) {
         Ok(outcome) => {
             if let Some(error) = outcome.rotation_error {

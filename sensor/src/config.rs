@@ -27,6 +27,13 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    #[error("{file}: outputs[{index}] ({name}): {message}")]
+    Output {
+        file: String,
+        index: usize,
+        name: String,
+        message: String,
+    },
     #[error("{file}: {key}: {message}")]
     Invalid {
         file: String,
@@ -48,6 +55,20 @@ pub struct Config {
     /// Optional in a config file: the defaults apply to what it leaves out.
     #[serde(default)]
     pub baseline: BaselineConfig,
+    /// Alert sinks besides the local log (`[[outputs]]`, any number).
+    #[serde(default)]
+    pub outputs: Vec<crate::output::OutputConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` to serve `GET /metrics` on (plain HTTP: keep it on loopback or a
+    /// management network). Unset: no endpoint.
+    pub listen: Option<String>,
 }
 
 /// Behavioural baselines: what is learned, when learning ends, how anomalies are scored.
@@ -346,6 +367,27 @@ impl Config {
             return Err(invalid(
                 "probes.ignored_prefixes",
                 "at most 256 prefixes".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (index, o) in self.outputs.iter().enumerate() {
+            let output = |message: String| ConfigError::Output {
+                file: file.to_owned(),
+                index,
+                name: o.name.clone(),
+                message,
+            };
+            o.check().map_err(output)?;
+            if !names.insert(o.name.as_str()) {
+                return Err(output("another output has this name".into()));
+            }
+        }
+        if let Some(l) = &self.metrics.listen
+            && l.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "metrics.listen",
+                format!("{l:?} is not an address:port (e.g. 127.0.0.1:9464)"),
             ));
         }
         if self.rules.reload_check_secs == 0 {

@@ -44,12 +44,13 @@ impl DropMonitor {
             "Sensor lost events",
             Severity::High,
             format!(
-                "{} events lost since the last report (kernel ring full: {}, unbuildable: {}, undecodable: {}, slow subscribers: {})",
+                "{} events or alerts lost since the last report (kernel ring full: {}, unbuildable: {}, undecodable: {}, slow subscribers: {}, alerts lost by outputs: {})",
                 delta.total(),
                 delta.kernel_dropped.values().sum::<u64>(),
                 delta.kernel_errors,
                 delta.decode_errors,
-                delta.subscriber_dropped
+                delta.subscriber_dropped,
+                delta.output_lost
             ),
         )
         .with_tag("sensor-health")

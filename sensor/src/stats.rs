@@ -101,6 +101,9 @@ pub struct LossSnapshot {
     pub kernel_errors: u64,
     pub decode_errors: u64,
     pub subscriber_dropped: u64,
+    /// Alerts sinks lost (full or damaged spool, refused by the destination).
+    #[serde(default)]
+    pub output_lost: u64,
 }
 
 impl LossSnapshot {
@@ -109,6 +112,7 @@ impl LossSnapshot {
             + self.kernel_errors
             + self.decode_errors
             + self.subscriber_dropped
+            + self.output_lost
     }
 
     /// What grew since `earlier`.
@@ -128,6 +132,7 @@ impl LossSnapshot {
             subscriber_dropped: self
                 .subscriber_dropped
                 .saturating_sub(earlier.subscriber_dropped),
+            output_lost: self.output_lost.saturating_sub(earlier.output_lost),
         }
     }
 }

@@ -21,13 +21,19 @@ use clap::{Parser, Subcommand};
 const BPF_LINKER_VERSION: &str = "0.10.4";
 const TOOLCHAIN: &str = "1.95.0";
 /// apt packages the build, the runtime and the tests use: libseccomp (linked by `sensor exec`),
-/// runc and a static busybox for container tests, apparmor_parser to check generated profiles.
+/// runc and a static busybox for container tests, apparmor_parser to check generated profiles,
+/// rsyslog, aiosmtpd and openssl for the delivery tests.
 const APT_PACKAGES: &[&str] = &[
     "runc",
     "busybox-static",
     "libseccomp-dev",
     "pkg-config",
     "apparmor",
+    // Real receivers for the output tests: syslog (TCP/TLS), SMTP, and certificates for TLS.
+    "rsyslog",
+    "rsyslog-gnutls",
+    "python3-aiosmtpd",
+    "openssl",
 ];
 
 #[derive(Parser)]

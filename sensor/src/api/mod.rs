@@ -52,6 +52,16 @@ pub enum Request {
     Baseline {
         command: crate::baseline::Command,
     },
+    /// Raise `count` test alerts (rule `sensor.test`) through every output: checks delivery
+    /// end to end, as `sensor alerts test` does.
+    TestAlert {
+        #[serde(default = "one")]
+        count: u32,
+        #[serde(default = "test_severity")]
+        severity: crate::alert::Severity,
+        #[serde(default)]
+        message: Option<String>,
+    },
     /// Recent events (up to `recent`), then, with `follow`, live ones until the client leaves.
     Events {
         #[serde(default)]
@@ -62,6 +72,17 @@ pub enum Request {
         filter: EventFilter,
     },
 }
+
+fn one() -> u32 {
+    1
+}
+
+fn test_severity() -> crate::alert::Severity {
+    crate::alert::Severity::Info
+}
+
+/// Most test alerts one request may raise.
+pub const MAX_TEST_ALERTS: u32 = 100_000;
 
 /// One line of a response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +95,8 @@ pub enum Response {
     /// The subscriber's queue overflowed: this many events were lost to it since the last
     /// such line.
     Lost(u64),
+    /// Test alerts handed to the pipeline (their ids).
+    TestAlerts(Vec<String>),
     Error(String),
 }
 
@@ -148,6 +171,12 @@ pub struct StatusReport {
     pub rules: RulesStatus,
     #[serde(default)]
     pub baseline: BaselineStatus,
+    /// Alert sinks (`[[outputs]]`) and their delivery counters.
+    #[serde(default)]
+    pub outputs: Vec<crate::output::SinkStatus>,
+    /// Where Prometheus metrics are served, if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Baselines in `sensor status`.

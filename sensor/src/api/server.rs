@@ -27,6 +27,9 @@ pub struct ApiContext {
             + Send
             + Sync,
     >,
+    /// Queues test alerts on the pipeline; returns their ids.
+    pub test_alert:
+        Box<dyn Fn(u32, crate::alert::Severity, Option<String>) -> Vec<String> + Send + Sync>,
 }
 
 /// Bind the socket: a stale socket from a previous run is replaced, anything else at the path
@@ -113,6 +116,18 @@ async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError
     match req {
         Request::Status => write_line(&mut w, &Response::Status(Box::new((ctx.status)()))).await,
         Request::Incidents => write_line(&mut w, &Response::Incidents((ctx.incidents)())).await,
+        Request::TestAlert { count, .. } if count == 0 || count > super::MAX_TEST_ALERTS => {
+            let msg = format!("count must be between 1 and {}", super::MAX_TEST_ALERTS);
+            write_line(&mut w, &Response::Error(msg)).await
+        }
+        Request::TestAlert {
+            count,
+            severity,
+            message,
+        } => {
+            let ids = (ctx.test_alert)(count, severity, message);
+            write_line(&mut w, &Response::TestAlerts(ids)).await
+        }
         Request::Baseline { command } => {
             let reply = (ctx.baseline)(command).await.unwrap_or_else(|_| {
                 crate::baseline::Reply::Error("the agent is shutting down".into())

@@ -252,12 +252,28 @@ pub enum AlertsCommand {
         #[arg(long)]
         container: Option<String>,
     },
+    /// Raise test alerts (rule `sensor.test`) in the running agent: they go to the alert log
+    /// and every output whose filter takes them, so delivery can be checked end to end.
+    Test {
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long, default_value = "info")]
+        severity: Severity,
+        #[arg(long)]
+        message: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Check a config file (default: the embedded one); errors name file:line:column.
-    Check { file: Option<PathBuf> },
+    /// Outputs are built (certificates, secret files) and their destinations contacted.
+    Check {
+        file: Option<PathBuf>,
+        /// Do not contact output destinations.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print the embedded default configuration.
     Default,
 }
@@ -281,6 +297,14 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         } => events_tail(&state, follow, json, lines, filter.filter()),
         Command::Record(args) => record(&state, args),
         Command::Replay(args) => replay(cli.config.as_deref(), args),
+        Command::Alerts {
+            command:
+                AlertsCommand::Test {
+                    count,
+                    severity,
+                    message,
+                },
+        } => alerts_test(&state, count, severity, message),
         Command::Alerts {
             command:
                 AlertsCommand::Tail {
@@ -310,9 +334,10 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Profile(args) => profile::main(&state, cli.config.as_deref(), args),
         Command::Exec(args) => profile::exec(args),
         Command::Config { command } => match command {
-            ConfigCommand::Check { file } => {
+            ConfigCommand::Check { file, offline } => {
                 let path = file.or(cli.config);
-                Config::load(path.as_deref())?;
+                let config = Config::load(path.as_deref())?;
+                check_outputs(&config, offline)?;
                 println!(
                     "{}: ok",
                     path.map_or("<embedded default>".into(), |p| p.display().to_string())
@@ -843,6 +868,79 @@ fn alerts_tail(
     }
 }
 
+/// Builds every output (reading its TLS and secret files) and, unless `offline`, connects to
+/// its destination; every failure is listed, then the check fails.
+fn check_outputs(config: &Config, offline: bool) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    let mut senders = Vec::new();
+    for o in &config.outputs {
+        match crate::output::Sender::build(o) {
+            Ok(s) => senders.push((o, s)),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if !offline && !senders.is_empty() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            for (o, s) in &mut senders {
+                match s.probe().await {
+                    Ok(()) => println!("output {}: {} reachable", o.name, o.destination()),
+                    Err(e) => problems.push(format!(
+                        "output {}: cannot reach {}: {e}",
+                        o.name,
+                        o.destination()
+                    )),
+                }
+            }
+        });
+    }
+    for (o, _) in &senders {
+        if o.plaintext() {
+            eprintln!(
+                "warning: output {} sends without TLS ({})",
+                o.name,
+                o.destination()
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("\n"))
+    }
+}
+
+fn alerts_test(
+    state: &StateDir,
+    count: u32,
+    severity: Severity,
+    message: Option<String>,
+) -> anyhow::Result<()> {
+    let mut client = Client::send(
+        &state.socket(),
+        &Request::TestAlert {
+            count,
+            severity,
+            message,
+        },
+    )?;
+    match client.next() {
+        Some(Ok(Response::TestAlerts(ids))) => {
+            println!(
+                "{} test alert(s) raised; first id {}",
+                ids.len(),
+                ids.first().map_or("-", String::as_str)
+            );
+            Ok(())
+        }
+        Some(Ok(Response::Error(e))) => bail!("the agent refused: {e}"),
+        Some(Err(e)) => Err(e.into()),
+        _ => bail!("unexpected response from the agent"),
+    }
+}
+
 fn status(state: &StateDir, json: bool) -> anyhow::Result<()> {
     let mut client = Client::send(&state.socket(), &Request::Status)?;
     let Some(resp) = client.next() else {
@@ -947,6 +1045,36 @@ pub fn human_status(s: &StatusReport) -> String {
         if let Some(e) = &b.enforcement_error {
             o.push_str(&format!("  enforcement error: {e}\n"));
         }
+    }
+    if s.outputs.is_empty() {
+        o.push_str("outputs: none besides the alert log\n");
+    } else {
+        o.push_str("outputs          sent  failed  rejected  queued  dropped  latency avg/max ms  destination\n");
+    }
+    for out in &s.outputs {
+        o.push_str(&format!(
+            "  {:<12} {:>6} {:>7} {:>9} {:>7} {:>8} {:>9.1}/{:<9.1} {} {}{}\n",
+            crate::escape::escape_str(&out.name, 40),
+            out.sent,
+            out.failed,
+            out.rejected,
+            out.queued,
+            out.dropped,
+            out.latency_avg_ms,
+            out.latency_max_ms,
+            out.kind,
+            crate::escape::escape_str(&out.destination, 200),
+            if out.plaintext { " PLAINTEXT" } else { "" }
+        ));
+        if let Some(e) = &out.last_error {
+            o.push_str(&format!(
+                "    last error: {}\n",
+                crate::escape::escape_str(e, 300)
+            ));
+        }
+    }
+    if let Some(m) = &s.metrics_listen {
+        o.push_str(&format!("metrics: http://{m}/metrics\n"));
     }
     o
 }
