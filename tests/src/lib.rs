@@ -2,6 +2,7 @@
 //! subscribe to its live events, trigger real behaviour, wait for the matching event with a
 //! deadline (never a fixed sleep).
 
+pub mod receivers;
 pub mod runc;
 pub mod webapp;
 
@@ -227,6 +228,18 @@ impl Agent {
     /// Stop, then start again on the same state directory.
     pub fn restart(mut self, config: Option<&str>) -> Agent {
         self.stop();
+        let placeholder = tempfile::tempdir().expect("tempdir");
+        let state = std::mem::replace(&mut self.state, placeholder);
+        Agent::start_in(state, config)
+    }
+
+    /// Kill with SIGKILL (no shutdown work at all), then start again on the same state
+    /// directory: what a crash or an OOM kill leaves behind must be recovered.
+    pub fn kill9_and_restart(mut self, config: Option<&str>) -> Agent {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         let placeholder = tempfile::tempdir().expect("tempdir");
         let state = std::mem::replace(&mut self.state, placeholder);
         Agent::start_in(state, config)

@@ -66,55 +66,55 @@ fn value(s: &str) -> String {
     safe(s).replace('\\', "\\\\").replace('=', "\\=")
 }
 
+/// A CEF reader (tests read records back with it) as a SIEM would implement it: 7 unescaped pipes, then `key=value` pairs
+/// where a key is the word before an unescaped `=`.
+pub fn parse(line: &str) -> Option<super::format::Fields> {
+    let mut header = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars();
+    while header.len() < 7 {
+        match chars.next()? {
+            '\\' => cur.push(chars.next()?),
+            '|' => header.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    let rest: String = chars.collect();
+    // Tokens: (text, is_unescaped_equals)
+    let mut ext = Vec::new();
+    let mut key: Option<String> = None;
+    let mut val = String::new();
+    let mut it = rest.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' => val.push(it.next()?),
+            '=' => {
+                // The key is the last space-separated word of what we collected.
+                let (before, k) = match val.rfind(' ') {
+                    Some(i) => (val[..i].to_owned(), val[i + 1..].to_owned()),
+                    None => (String::new(), val.clone()),
+                };
+                if let Some(prev) = key.take() {
+                    ext.push((prev, before));
+                }
+                key = Some(k);
+                val.clear();
+            }
+            c => val.push(c),
+        }
+    }
+    if let Some(k) = key {
+        ext.push((k, val));
+    }
+    Some((header, ext))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::format::tests::{alert_with, ctx, hostile};
     use super::super::format::{Format, bounded, render};
-    use super::super::syslog::tests::parse as parse_syslog;
+    use super::super::syslog::parse as parse_syslog;
     use super::*;
-
-    /// A CEF reader as a SIEM would implement it: 7 unescaped pipes, then `key=value` pairs
-    /// where a key is the word before an unescaped `=`.
-    fn parse(line: &str) -> (Vec<String>, Vec<(String, String)>) {
-        let mut header = Vec::new();
-        let mut cur = String::new();
-        let mut chars = line.chars();
-        while header.len() < 7 {
-            match chars.next().expect("header") {
-                '\\' => cur.push(chars.next().expect("escape")),
-                '|' => header.push(std::mem::take(&mut cur)),
-                c => cur.push(c),
-            }
-        }
-        let rest: String = chars.collect();
-        // Tokens: (text, is_unescaped_equals)
-        let mut ext = Vec::new();
-        let mut key: Option<String> = None;
-        let mut val = String::new();
-        let mut it = rest.chars().peekable();
-        while let Some(c) = it.next() {
-            match c {
-                '\\' => val.push(it.next().expect("escape")),
-                '=' => {
-                    // The key is the last space-separated word of what we collected.
-                    let (before, k) = match val.rfind(' ') {
-                        Some(i) => (val[..i].to_owned(), val[i + 1..].to_owned()),
-                        None => (String::new(), val.clone()),
-                    };
-                    if let Some(prev) = key.take() {
-                        ext.push((prev, before));
-                    }
-                    key = Some(k);
-                    val.clear();
-                }
-                c => val.push(c),
-            }
-        }
-        if let Some(k) = key {
-            ext.push((k, val));
-        }
-        (header, ext)
-    }
 
     #[test]
     fn hostile_strings_stay_in_their_fields() {
@@ -123,8 +123,8 @@ mod tests {
             let b = bounded(&a);
             let msg = String::from_utf8(render(Format::Cef, &a, &ctx())).unwrap();
             assert!(!msg.contains('\n') && !msg.contains('\r') && !msg.contains('\x1b'));
-            let (_, _, body) = parse_syslog(&msg);
-            let (header, ext) = parse(&body);
+            let (_, _, body) = parse_syslog(&msg).unwrap();
+            let (header, ext) = parse(&body).unwrap();
             assert_eq!(header[0], "CEF:0");
             assert_eq!(header[4], "SEN-TEST-001");
             assert_eq!(header[5], safe(&b.rule.name));

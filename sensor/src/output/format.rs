@@ -50,6 +50,9 @@ impl Format {
     }
 }
 
+/// A record read back: header fields, then key/value pairs (unescaped).
+pub type Fields = (Vec<String>, Vec<(String, String)>);
+
 /// What a renderer needs besides the alert.
 #[derive(Debug, Clone)]
 pub struct Context {

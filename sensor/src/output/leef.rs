@@ -63,43 +63,44 @@ fn value(s: &str) -> String {
         .replace(DELIMITER, &format!("\\{DELIMITER}"))
 }
 
+/// A LEEF 2.0 reader (tests read records back with it): 6 unescaped pipes, then attributes split on unescaped `^`, each
+/// split at its first `=`.
+pub fn parse(line: &str) -> Option<super::format::Fields> {
+    let mut header = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars();
+    while header.len() < 6 {
+        match chars.next()? {
+            '\\' => cur.push(chars.next()?),
+            '|' => header.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    let mut attrs = Vec::new();
+    let mut cur = String::new();
+    let mut split = |cur: &mut String| -> Option<()> {
+        let (k, v) = cur.split_once('=')?;
+        attrs.push((k.to_owned(), v.to_owned()));
+        cur.clear();
+        Some(())
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.push(chars.next()?),
+            DELIMITER => split(&mut cur)?,
+            c => cur.push(c),
+        }
+    }
+    split(&mut cur)?;
+    Some((header, attrs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::format::tests::{alert_with, ctx, hostile};
     use super::super::format::{Format, bounded, render};
-    use super::super::syslog::tests::parse as parse_syslog;
+    use super::super::syslog::parse as parse_syslog;
     use super::*;
-
-    /// A LEEF 2.0 reader: 6 unescaped pipes, then attributes split on unescaped `^`, each
-    /// split at its first `=`.
-    fn parse(line: &str) -> (Vec<String>, Vec<(String, String)>) {
-        let mut header = Vec::new();
-        let mut cur = String::new();
-        let mut chars = line.chars();
-        while header.len() < 6 {
-            match chars.next().expect("header") {
-                '\\' => cur.push(chars.next().expect("escape")),
-                '|' => header.push(std::mem::take(&mut cur)),
-                c => cur.push(c),
-            }
-        }
-        let mut attrs = Vec::new();
-        let mut cur = String::new();
-        let mut push = |cur: &mut String| {
-            let (k, v) = cur.split_once('=').expect("attribute");
-            attrs.push((k.to_owned(), v.to_owned()));
-            cur.clear();
-        };
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => cur.push(chars.next().expect("escape")),
-                DELIMITER => push(&mut cur),
-                c => cur.push(c),
-            }
-        }
-        push(&mut cur);
-        (header, attrs)
-    }
 
     #[test]
     fn hostile_strings_stay_in_their_attributes() {
@@ -108,8 +109,8 @@ mod tests {
             let b = bounded(&a);
             let msg = String::from_utf8(render(Format::Leef, &a, &ctx())).unwrap();
             assert!(!msg.contains('\n') && !msg.contains('\t') && !msg.contains('\x1b'));
-            let (_, _, body) = parse_syslog(&msg);
-            let (header, attrs) = parse(&body);
+            let (_, _, body) = parse_syslog(&msg).unwrap();
+            let (header, attrs) = parse(&body).unwrap();
             assert_eq!(header[0], "LEEF:2.0");
             assert_eq!(header[4], "SEN-TEST-001");
             assert_eq!(header[5], "^");

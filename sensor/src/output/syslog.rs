@@ -119,48 +119,54 @@ pub fn frame(msg: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A strict reader of what [`rfc5424`] and [`wrap`] write: the six header fields, the
+/// structured-data params of our SD element (unescaped), and MSG. `None` if it is not such a
+/// message. Tests (here and end to end against rsyslog) read records back with it.
+pub type Parsed = (Vec<String>, Vec<(String, String)>, String);
+
+pub fn parse(msg: &str) -> Option<Parsed> {
+    let mut rest = msg;
+    let mut head = Vec::new();
+    for _ in 0..6 {
+        let (f, r) = rest.split_once(' ')?;
+        head.push(f.to_owned());
+        rest = r;
+    }
+    let mut params = Vec::new();
+    if let Some(r) = rest.strip_prefix("- ") {
+        return Some((head, params, r.to_owned()));
+    }
+    let r = rest.strip_prefix('[')?;
+    let (id, mut r) = r.split_once(' ')?;
+    if id != SD_ID {
+        return None;
+    }
+    loop {
+        if let Some(after) = r.strip_prefix("] ") {
+            return Some((head, params, after.to_owned()));
+        }
+        let (k, after) = r.split_once("=\"")?;
+        let mut v = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (_, '\\') => v.push(chars.next()?.1),
+                (i, '"') => break i,
+                (_, c) => v.push(c),
+            }
+        };
+        params.push((k.to_owned(), v));
+        r = after[end + 1..]
+            .strip_prefix(' ')
+            .unwrap_or(&after[end + 1..]);
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::format::tests::{alert_with, ctx, hostile};
     use super::super::format::{Format, bounded, render, safe};
     use super::*;
-
-    /// A strict reader of what we write: header fields, then SD params (unescaped), then MSG.
-    pub fn parse(msg: &str) -> (Vec<String>, Vec<(String, String)>, String) {
-        let mut rest = msg;
-        let mut head = Vec::new();
-        for _ in 0..6 {
-            let (f, r) = rest.split_once(' ').expect("header field");
-            head.push(f.to_owned());
-            rest = r;
-        }
-        let mut params = Vec::new();
-        if let Some(r) = rest.strip_prefix("- ") {
-            return (head, params, r.to_owned());
-        }
-        let r = rest.strip_prefix('[').expect("sd");
-        let (id, mut r) = r.split_once(' ').expect("sd id");
-        assert_eq!(id, SD_ID);
-        loop {
-            if let Some(after) = r.strip_prefix("] ") {
-                return (head, params, after.to_owned());
-            }
-            let (k, after) = r.split_once("=\"").expect("param");
-            let mut v = String::new();
-            let mut chars = after.char_indices();
-            let end = loop {
-                match chars.next().expect("unterminated value") {
-                    (_, '\\') => v.push(chars.next().expect("escape").1),
-                    (i, '"') => break i,
-                    (_, c) => v.push(c),
-                }
-            };
-            params.push((k.to_owned(), v));
-            r = after[end + 1..]
-                .strip_prefix(' ')
-                .unwrap_or(&after[end + 1..]);
-        }
-    }
 
     #[test]
     fn header_and_structured_data_survive_hostile_strings() {
@@ -168,7 +174,7 @@ pub(crate) mod tests {
             let a = alert_with(&s);
             let out = String::from_utf8(render(Format::Rfc5424, &a, &ctx())).unwrap();
             assert!(!out.contains('\n') && !out.contains('\r') && !out.contains('\x1b'));
-            let (head, params, msg) = parse(&out);
+            let (head, params, msg) = parse(&out).unwrap();
             assert_eq!(head[0], "<83>1", "authpriv.err");
             assert_eq!(head[5], "SEN-TEST-001");
             let b = bounded(&a);
