@@ -886,6 +886,7 @@ fn check_outputs(config: &Config, offline: bool) -> anyhow::Result<()> {
         rt.block_on(async {
             for (o, s) in &mut senders {
                 match s.probe().await {
+                    Ok(()) if o.kind() == crate::output::config::SinkKind::Stdout => {}
                     Ok(()) => println!("output {}: {} reachable", o.name, o.destination()),
                     Err(e) => problems.push(format!(
                         "output {}: cannot reach {}: {e}",
@@ -1062,7 +1063,11 @@ pub fn human_status(s: &StatusReport) -> String {
             out.dropped,
             out.latency_avg_ms,
             out.latency_max_ms,
-            out.kind,
+            if out.destination == out.kind {
+                ""
+            } else {
+                &out.kind
+            },
             crate::escape::escape_str(&out.destination, 200),
             if out.plaintext { " PLAINTEXT" } else { "" }
         ));

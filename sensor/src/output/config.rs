@@ -197,6 +197,8 @@ impl OutputConfig {
         ] {
             set(p, f, kind == Email)?;
         }
+        // Webhooks and mail check the certificate against the host they connect to.
+        set(self.server_name.is_some(), "server_name", kind == Syslog)?;
         set(self.queue_max.is_some(), "queue_max", kind == Stdout)?;
         set(
             self.spool_max_bytes.is_some(),
