@@ -36,6 +36,11 @@ impl Clock {
         OffsetDateTime::now_utc().unix_timestamp()
     }
 
+    /// Wall-clock unix milliseconds.
+    pub fn unix_ms() -> u64 {
+        (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).max(0) as u64
+    }
+
     pub fn boot_ns_now() -> u64 {
         clock_gettime(ClockId::CLOCK_BOOTTIME)
             .map(ns)

@@ -17,14 +17,10 @@ pub fn free_port() -> u16 {
 
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_port(port: u16, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+    wait_for(within, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .is_some()
 }
 
 fn sh(cmd: &mut Command) {

@@ -63,7 +63,8 @@ pub struct SinkStatus {
 #[derive(Default)]
 pub struct Outputs {
     pub sinks: Vec<Arc<Sink>>,
-    counts: Mutex<BTreeMap<(String, Severity), u64>>,
+    /// Alerts by rule id, one counter per severity (indexed by rank).
+    counts: Mutex<BTreeMap<String, [u64; 5]>>,
 }
 
 impl Outputs {
@@ -105,9 +106,7 @@ impl Outputs {
                 tokio::spawn(async move {
                     if let Err(error) = sender.probe().await {
                         tracing::error!(sink = %sink.config.name, destination = %sink.config.destination(), %error, "output unreachable; alerts are spooled until it answers");
-                        if let Ok(mut e) = sink.stats.last_error.lock() {
-                            *e = Some(error);
-                        }
+                        sink.stats.set_error(Some(error));
                     }
                     sink.run(sender).await
                 })
@@ -119,11 +118,17 @@ impl Outputs {
     /// only appends to queues.
     pub fn deliver(&self, alert: &Alert) {
         if let Ok(mut counts) = self.counts.lock() {
-            let key = (alert.rule.id.clone(), alert.severity);
-            if counts.len() < MAX_RULE_SERIES || counts.contains_key(&key) {
-                *counts.entry(key).or_default() += 1;
-            } else {
-                *counts.entry(("other".into(), alert.severity)).or_default() += 1;
+            let sev = alert.severity as usize;
+            match counts.get_mut(alert.rule.id.as_str()) {
+                Some(c) => c[sev] += 1,
+                None => {
+                    let key = if counts.len() < MAX_RULE_SERIES {
+                        alert.rule.id.clone()
+                    } else {
+                        "other".into()
+                    };
+                    counts.entry(key).or_default()[sev] += 1;
+                }
             }
         }
         let mut json: Option<String> = None;
@@ -139,7 +144,17 @@ impl Outputs {
     pub fn alert_counts(&self) -> Vec<(String, Severity, u64)> {
         self.counts
             .lock()
-            .map(|c| c.iter().map(|((r, s), n)| (r.clone(), *s, *n)).collect())
+            .map(|c| {
+                c.iter()
+                    .flat_map(|(rule, by_sev)| {
+                        Severity::ALL
+                            .iter()
+                            .zip(by_sev)
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(s, n)| (rule.clone(), *s, *n))
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -180,7 +195,16 @@ impl Outputs {
     }
 
     /// Alerts lost by all sinks (overflow, damaged spool records, refused by the destination).
+    /// Read every second by the drop monitor: counters only, no status rendering.
     pub fn lost_total(&self) -> u64 {
-        self.status().iter().map(|s| s.dropped + s.rejected).sum()
+        self.sinks
+            .iter()
+            .map(|s| {
+                let st = &s.stats;
+                s.queue.lock().map(|q| q.dropped()).unwrap_or(0)
+                    + st.enqueue_errors.load(Ordering::Relaxed)
+                    + st.rejected.load(Ordering::Relaxed)
+            })
+            .sum()
     }
 }

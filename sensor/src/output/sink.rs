@@ -14,7 +14,10 @@ use std::{
 use hmac::Mac as _;
 use tokio::{io::AsyncWriteExt, sync::Notify};
 
-use crate::alert::{Alert, Severity};
+use crate::{
+    alert::{Alert, Severity},
+    clock::Clock,
+};
 
 use super::{
     config::{OutputConfig, SinkKind, SyslogTransport},
@@ -71,7 +74,7 @@ impl SinkStats {
         self.latency_max_us.fetch_max(us, Ordering::Relaxed);
     }
 
-    fn set_error(&self, e: Option<String>) {
+    pub fn set_error(&self, e: Option<String>) {
         if let Ok(mut cur) = self.last_error.lock() {
             *cur = e;
         }
@@ -211,13 +214,13 @@ fn read_secret(name: &str, field: &str, path: &Path) -> Result<String, SinkError
 }
 
 impl Sender {
-    /// Builds the sender: reads secret files and TLS material (errors name the file).
+    /// Builds the sender from a checked config (`Config::load` runs [`OutputConfig::check`]):
+    /// reads secret files and TLS material (errors name the file).
     pub fn build(c: &OutputConfig) -> Result<Self, SinkError> {
         let setup = |message: String| SinkError::Setup {
             name: c.name.clone(),
             message,
         };
-        c.check().map_err(setup)?;
         let tls = if c.uses_tls() {
             Some(
                 super::tls::client_config(&super::tls::TlsOptions {
@@ -486,7 +489,7 @@ impl Sender {
                     let mut hs = headers.clone();
                     hs.push(("X-Sensor-Alert-Id".into(), format::safe(&a.id)));
                     if let Some(key) = hmac {
-                        let ts = crate::clock::Clock::unix_now().to_string();
+                        let ts = Clock::unix_now().to_string();
                         hs.push(("X-Sensor-Timestamp".into(), ts.clone()));
                         hs.push(("X-Sensor-Signature".into(), sign(key, &ts, &body)));
                     }
@@ -628,18 +631,11 @@ pub fn digest(alerts: &[Alert], host: &str) -> (String, String) {
     (format::cap(&subject, 250), body)
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Sink {
     /// Appends an accepted alert (as its JSON) to the queue and wakes the sender.
     pub fn offer(&self, json: &str) {
         let pushed = match self.queue.lock() {
-            Ok(mut q) => q.push(unix_ms(), json).map_err(|e| e.to_string()),
+            Ok(mut q) => q.push(Clock::unix_ms(), json).map_err(|e| e.to_string()),
             Err(_) => Err("queue lock poisoned".into()),
         };
         match pushed {
@@ -702,7 +698,7 @@ impl Sink {
             };
             let done = match result {
                 Ok(()) => {
-                    let now = unix_ms();
+                    let now = Clock::unix_ms();
                     for t in &enqueued {
                         self.stats.observe(now.saturating_sub(*t) as f64 / 1000.0);
                     }
