@@ -118,6 +118,34 @@ pub struct ConnectAllowKey {
 }
 const _: () = assert!(core::mem::size_of::<ConnectAllowKey>() == 24);
 
+/// Containment: executables denied from now on (by device and inode), checked on every exec;
+/// the isolation programs attached to isolated cgroups and their one allow-list
+/// ([`ConnectAllowKey`] with `policy` 0; port 0 allows every port of the address); counters
+/// (`CONTAIN_*`).
+pub const MAP_DENY_EXEC: &str = "DENY_EXEC";
+pub const MAP_ISOLATE_ALLOW: &str = "ISOLATE_ALLOW";
+pub const MAP_CONTAIN_STATS: &str = "CONTAIN_STATS";
+pub const PROG_ISOLATE_CONNECT4: &str = "isolate_connect4";
+pub const PROG_ISOLATE_CONNECT6: &str = "isolate_connect6";
+pub const PROG_ISOLATE_INGRESS: &str = "isolate_ingress";
+pub const PROG_ISOLATE_EGRESS: &str = "isolate_egress";
+pub const DENY_EXEC_MAX: u32 = 16384;
+pub const ISOLATE_MAX_ALLOW: u32 = 4096;
+pub const CONTAIN_EXEC_DENIED: u32 = 0;
+pub const CONTAIN_CONNECT_DENIED: u32 = 1;
+pub const CONTAIN_PACKETS_DROPPED: u32 = 2;
+pub const CONTAIN_COUNTERS: u32 = 3;
+
+/// A denied executable.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DenyExecKey {
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+const _: () = assert!(core::mem::size_of::<DenyExecKey>() == 16);
+
 /// Name of the load-time configuration global.
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
@@ -422,4 +450,5 @@ mod user {
     unsafe impl aya::Pod for super::EnforcePolicy {}
     unsafe impl aya::Pod for super::ExecAllowKey {}
     unsafe impl aya::Pod for super::ConnectAllowKey {}
+    unsafe impl aya::Pod for super::DenyExecKey {}
 }

@@ -84,9 +84,6 @@ pub fn lsm_exec(ctx: LsmContext) -> i32 {
     if prev != 0 {
         return prev;
     }
-    let Some(p) = current_policy(ENF_FLAG_EXEC) else {
-        return 0;
-    };
     let o = crate::common::offsets();
     let file: u64 = unsafe { crate::common::read_kernel(bprm, o.bprm_file as usize) };
     let inode: u64 =
@@ -94,6 +91,12 @@ pub fn lsm_exec(ctx: LsmContext) -> i32 {
     let sb: u64 = unsafe { crate::common::read_kernel(inode as *const u8, o.inode_sb as usize) };
     let ino: u64 = unsafe { crate::common::read_kernel(inode as *const u8, o.inode_ino as usize) };
     let dev: u32 = unsafe { crate::common::read_kernel(sb as *const u8, o.sb_dev as usize) };
+    if crate::contain::exec_denied(dev, ino) {
+        return -1;
+    }
+    let Some(p) = current_policy(ENF_FLAG_EXEC) else {
+        return 0;
+    };
     if exec_allowed(p, dev, ino) { 0 } else { -1 }
 }
 
@@ -135,6 +138,10 @@ pub fn lsm_connect(ctx: LsmContext) -> i32 {
 #[inline(always)]
 pub fn on_exec(dev: u32, ino: u64) {
     if lsm_active() {
+        return;
+    }
+    if crate::contain::exec_denied(dev, ino) {
+        unsafe { bpf_send_signal(9) };
         return;
     }
     let Some(p) = current_policy(ENF_FLAG_EXEC) else {

@@ -14,6 +14,7 @@
 #![no_main]
 
 mod common;
+mod contain;
 mod enforce;
 mod learn;
 mod process;

@@ -57,6 +57,10 @@ pub enum AgentError {
     Ioc(#[from] crate::ioc::IocError),
     #[error(transparent)]
     Output(#[from] crate::output::SinkError),
+    #[error("the playbooks were refused:\n  {}", .0.join("\n  "))]
+    Playbooks(Vec<String>),
+    #[error("containment: {0}")]
+    Respond(String),
     #[error("cannot serve metrics on {address}: {source}")]
     Metrics {
         address: String,
@@ -97,6 +101,76 @@ struct Shared {
     /// Snapshot of the baselines' state, refreshed every second.
     baseline: Mutex<api::BaselineStatus>,
     outputs: Arc<Outputs>,
+    /// The responder's state, published after each job.
+    respond: Arc<Mutex<api::RespondStatus>>,
+    history: Arc<Mutex<crate::respond::history::History>>,
+    /// Playbook triggers the responder's queue refused.
+    response_dropped: std::sync::atomic::AtomicU64,
+}
+
+/// The responder's window on the kernel: the probes' containment maps and programs.
+struct ProbeKernel(Arc<Shared>);
+
+impl crate::respond::responder::Kernel for ProbeKernel {
+    fn set_deny_exec(&mut self, entries: &[(u32, u64)]) -> Result<(), String> {
+        let mut p = self.0.probes.lock().map_err(|e| e.to_string())?;
+        p.set_deny_exec(entries).map_err(|e| e.to_string())
+    }
+    fn set_isolate_allow(&mut self, entries: &[(std::net::IpAddr, u16)]) -> Result<(), String> {
+        let mut p = self.0.probes.lock().map_err(|e| e.to_string())?;
+        p.set_isolate_allow(entries).map_err(|e| e.to_string())
+    }
+    fn isolate_attach(
+        &mut self,
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        allow_root: bool,
+    ) -> Result<(), String> {
+        let mut p = self.0.probes.lock().map_err(|e| e.to_string())?;
+        p.isolate_attach(root, dir, allow_root)
+            .map_err(|e| e.to_string())
+    }
+    fn isolate_detach(&mut self, dir: &std::path::Path) -> bool {
+        self.0
+            .probes
+            .lock()
+            .map(|mut p| p.isolate_detach(dir))
+            .unwrap_or(false)
+    }
+}
+
+/// Where the sensor's own network outputs go: kept reachable from isolated workloads.
+fn output_destinations(outputs: &[crate::output::OutputConfig]) -> Vec<(std::net::IpAddr, u16)> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for o in outputs {
+        let hostport = match (&o.address, &o.url) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(u)) => {
+                let (scheme, rest) = u.split_once("://").unwrap_or(("https", u));
+                let authority = rest.split('/').next().unwrap_or("");
+                let authority = authority.rsplit('@').next().unwrap_or(authority);
+                let default = if scheme == "http" { 80 } else { 443 };
+                Some(
+                    if authority
+                        .rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                    {
+                        authority.to_owned()
+                    } else {
+                        format!("{authority}:{default}")
+                    },
+                )
+            }
+            _ => None,
+        };
+        if let Some(hp) = hostport
+            && let Ok(addrs) = hp.to_socket_addrs()
+        {
+            out.extend(addrs.map(|a| (a.ip(), a.port())));
+        }
+    }
+    out
 }
 
 impl Shared {
@@ -111,6 +185,7 @@ impl Shared {
             decode_errors: self.stats.decode_errors.load(Ordering::Relaxed),
             subscriber_dropped: self.stats.subscriber_dropped.load(Ordering::Relaxed),
             output_lost: self.outputs.lost_total(),
+            response_dropped: self.response_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -165,6 +240,22 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
             .unwrap_or_default(),
         outputs: shared.outputs.status(),
         metrics_listen: opts.config.metrics.listen.clone(),
+        respond: {
+            let mut r = shared.respond.lock().map(|r| r.clone()).unwrap_or_default();
+            if let Ok(h) = shared.history.lock() {
+                r.history_processes = h.len();
+                r.history_events_overwritten = h.events_overwritten;
+                r.history_processes_evicted = h.processes_evicted;
+            }
+            r.counters.triggers_dropped = shared.response_dropped.load(Ordering::Relaxed);
+            r.kernel = shared
+                .probes
+                .lock()
+                .ok()
+                .and_then(|p| p.contain_counts().ok())
+                .unwrap_or_default();
+            r
+        },
     }
 }
 
@@ -214,6 +305,12 @@ pub async fn run(
         return Err(AgentError::Rules(verdict.problems));
     };
     let rules_status = rules_status(&rules, &cfg.rules, 1);
+    let playbooks: Vec<Arc<crate::respond::playbook::Playbook>> =
+        crate::respond::playbook::load(&cfg.respond.playbooks)
+            .map_err(|errs| AgentError::Playbooks(errs.iter().map(|e| e.to_string()).collect()))?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
     let ioc = Arc::new(crate::ioc::IocSet::load(&cfg.ioc.paths)?);
     tracing::info!(
         rules = rules_status.loaded,
@@ -298,6 +395,15 @@ pub async fn run(
             ..Default::default()
         }),
         outputs: outputs.clone(),
+        respond: Arc::new(Mutex::new(api::RespondStatus {
+            playbooks: playbooks.len(),
+            ..Default::default()
+        })),
+        history: Arc::new(Mutex::new(crate::respond::history::History::new(
+            cfg.respond.history_per_process,
+            cfg.respond.history_processes,
+        ))),
+        response_dropped: std::sync::atomic::AtomicU64::new(0),
     });
     let output_tasks = outputs.start(senders);
     if let Some(error) = &baseline_error {
@@ -314,6 +420,37 @@ pub async fn run(
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
     let baseline_tx = ctl_tx.clone();
     let test_tx = ctl_tx.clone();
+    // The responder: its own thread (containment blocks on cgroups and the filesystem), fed
+    // by a bounded queue; a full queue refuses (manual: "busy", playbooks: counted).
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<crate::respond::responder::Job>(1024);
+    let responder = {
+        let emit_tx = ctl_tx.clone();
+        crate::respond::responder::Responder::open(
+            crate::respond::responder::Options {
+                cfg: cfg.respond.clone(),
+                state_dir: opts.state_dir.0.clone(),
+                host_root: opts.host_root.clone(),
+                v2_root: crate::enrich::cgroup_cache::cgroup2_root(&opts.host_root),
+                base_allow: output_destinations(&cfg.outputs),
+            },
+            Box::new(ProbeKernel(shared.clone())),
+            shared.history.clone(),
+            Box::new(move |a| {
+                let _ = emit_tx.send(Control::Alert(Box::new(a)));
+            }),
+        )
+        .map_err(AgentError::Respond)?
+    };
+    let responder_status = shared.respond.clone();
+    let responder_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let responder_thread = {
+        let stop = responder_stop.clone();
+        std::thread::Builder::new()
+            .name("responder".into())
+            .spawn(move || responder.run(job_rx, &responder_status, &stop))
+            .map_err(|e| AgentError::Respond(e.to_string()))?
+    };
+    let contain_tx = job_tx.clone();
     let reload_task = tokio::spawn(reload_loop(
         opts.config.rules.clone(),
         opts.config.ioc.paths.clone(),
@@ -348,6 +485,16 @@ pub async fn run(
             let (tx, rx) = tokio::sync::oneshot::channel();
             // A closed channel drops `tx`: the caller sees the agent going away.
             let _ = baseline_tx.send(Control::Baseline(cmd, tx));
+            rx
+        }),
+        contain: Box::new(move |request, actor| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            // Refused when full: `tx` drops and the client hears "busy".
+            let _ = contain_tx.try_send(crate::respond::responder::Job::Manual {
+                request,
+                actor,
+                reply: tx,
+            });
             rx
         }),
         test_alert: Box::new(move |count, severity, message| {
@@ -420,6 +567,8 @@ pub async fn run(
     let proc_root = opts.host_root.join("proc");
     let cgroup_root = crate::enrich::cgroup_cache::cgroup2_root(&opts.host_root);
     let pipeline_outputs = outputs.clone();
+    let pipeline_playbooks = playbooks.clone();
+    let trigger_tx = job_tx;
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
@@ -476,10 +625,28 @@ pub async fn run(
                                 let lat = Clock::boot_ns_now().saturating_sub(ev.event.boot_ns);
                                 stats.record_alert_latency(lat);
                             }
+                            // Playbooks before the outputs: containment should not wait for
+                            // alert delivery.
+                            if !pipeline_playbooks.is_empty() {
+                                for alert in &out.alerts {
+                                    trigger_playbooks(
+                                        &pipeline_playbooks,
+                                        &mut pipeline,
+                                        alert,
+                                        out.event.as_ref(),
+                                        &trigger_tx,
+                                        &pipe_shared,
+                                    );
+                                }
+                            }
                             for alert in out.alerts {
                                 write_alert(&mut alert_log, &outputs, &stats, &alert);
                             }
                             if let Some(ev) = out.event {
+                                let ev = Arc::new(ev);
+                                if let Ok(mut h) = pipe_shared.history.lock() {
+                                    h.record(ev.clone());
+                                }
                                 pipe_hub.publish(ev);
                             }
                         }
@@ -490,6 +657,16 @@ pub async fn run(
                 if last_health.elapsed() >= Duration::from_secs(1) {
                     last_health = Instant::now();
                     for alert in pipeline.tick(Clock::boot_ns_now()) {
+                        if !pipeline_playbooks.is_empty() {
+                            trigger_playbooks(
+                                &pipeline_playbooks,
+                                &mut pipeline,
+                                &alert,
+                                None,
+                                &trigger_tx,
+                                &pipe_shared,
+                            );
+                        }
                         write_alert(&mut alert_log, &outputs, &stats, &alert);
                     }
                     let tracker = pipeline.detector.incidents();
@@ -548,6 +725,9 @@ pub async fn run(
     }
     reload_task.abort();
     let joined = tokio::task::spawn_blocking(move || pipeline_thread.join()).await;
+    // The responder finishes the job in hand, then stops.
+    responder_stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || responder_thread.join()).await;
     let socket = opts.state_dir.socket();
     if std::fs::metadata(&socket).map(|m| m.ino()).ok() == socket_ino {
         let _ = std::fs::remove_file(&socket);
@@ -918,6 +1098,71 @@ fn persist_incidents(path: &std::path::Path, closed: Vec<crate::rules::incidents
 }
 
 /// The one way out for every alert: the local log, then the sinks' queues.
+/// Hand each playbook this alert fires to the responder (never blocking the pipeline; a
+/// full queue is counted as a loss).
+fn trigger_playbooks(
+    playbooks: &[Arc<crate::respond::playbook::Playbook>],
+    pipeline: &mut Pipeline,
+    alert: &crate::alert::Alert,
+    ev: Option<&crate::event::Event>,
+    tx: &std::sync::mpsc::SyncSender<crate::respond::responder::Job>,
+    shared: &Shared,
+) {
+    // The responder's own alerts never trigger playbooks (no loops).
+    if alert.rule.id.starts_with("sensor.") {
+        return;
+    }
+    let incident = alert
+        .fields
+        .get("incident")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let incident_alerts = incident
+        .as_ref()
+        .and_then(|i| {
+            pipeline
+                .detector
+                .incidents()
+                .get(&crate::rules::incidents::IncidentId(i.clone()))
+                .map(|x| x.alert_count)
+        })
+        .unwrap_or(1);
+    for pb in playbooks {
+        if !pb.trigger.matches(alert, incident_alerts) {
+            continue;
+        }
+        let ctx = crate::respond::responder::RunContext {
+            alert: Some(alert.clone()),
+            event_boot_ns: ev.map(|e| e.event.boot_ns),
+            pid: ev
+                .map(|e| e.process.pid)
+                .or(alert.process.as_ref().map(|p| p.pid)),
+            exe_id: ev
+                .and_then(|e| e.process.exe.as_ref())
+                .map(|x| (x.device, x.inode)),
+            exe_path: ev
+                .and_then(|e| e.process.executable.clone())
+                .or(alert.process.as_ref().map(|p| p.executable.clone())),
+            file_path: ev
+                .and_then(|e| e.file.as_ref())
+                .and_then(|f| f.path.clone()),
+            cgroup_path: ev.and_then(|e| e.cgroup.path.clone()),
+            container_id: ev
+                .and_then(|e| e.container.as_ref())
+                .map(|c| c.id.clone())
+                .or(alert.container.as_ref().map(|c| c.id.clone())),
+            incident: incident.clone(),
+        };
+        let job = crate::respond::responder::Job::Trigger {
+            playbook: pb.clone(),
+            ctx: Box::new(ctx),
+        };
+        if tx.try_send(job).is_err() {
+            shared.response_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn write_alert(log: &mut AlertLog, outputs: &Outputs, stats: &Stats, alert: &crate::alert::Alert) {
     outputs.deliver(alert);
     match log.append(alert) {

@@ -60,6 +60,9 @@ pub struct Config {
     pub outputs: Vec<crate::output::OutputConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Containment: playbooks, guards, isolation allow-list, evidence.
+    #[serde(default)]
+    pub respond: crate::respond::config::RespondConfig,
 }
 
 /// The Prometheus endpoint.
@@ -468,6 +471,9 @@ impl Config {
         }
         if self.alert_log.keep_files == 0 {
             return Err(invalid("alert_log.keep_files", "must be at least 1".into()));
+        }
+        if let Err((key, message)) = self.respond.validate() {
+            return Err(invalid(key, message));
         }
         Ok(())
     }

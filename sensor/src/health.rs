@@ -44,13 +44,14 @@ impl DropMonitor {
             "Sensor lost events",
             Severity::High,
             format!(
-                "{} events or alerts lost since the last report (kernel ring full: {}, unbuildable: {}, undecodable: {}, slow subscribers: {}, alerts lost by outputs: {})",
+                "{} events or alerts lost since the last report (kernel ring full: {}, unbuildable: {}, undecodable: {}, slow subscribers: {}, alerts lost by outputs: {}, playbook triggers dropped: {})",
                 delta.total(),
                 delta.kernel_dropped.values().sum::<u64>(),
                 delta.kernel_errors,
                 delta.decode_errors,
                 delta.subscriber_dropped,
-                delta.output_lost
+                delta.output_lost,
+                delta.response_dropped
             ),
         )
         .with_tag("sensor-health")

@@ -8,6 +8,7 @@
 //! - `event`, `alert`: the data model (ECS-style events, alerts);
 //! - `output`: the alert log and human renderings; `escape`: terminal-safe strings;
 //! - `health`, `stats`: loss counters and the drop alert;
+//! - `respond`: containment, playbooks and evidence bundles under chain of custody;
 //! - `api`: the control socket; `agent`: `sensor run`; `cli`: the command line;
 //! - `config`, `clock`.
 
@@ -29,6 +30,7 @@ pub mod output;
 pub mod pipeline;
 pub mod probes;
 pub mod profile;
+pub mod respond;
 pub mod rules;
 pub mod selftest;
 pub mod stats;

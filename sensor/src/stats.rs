@@ -104,6 +104,9 @@ pub struct LossSnapshot {
     /// Alerts sinks lost (full or damaged spool, refused by the destination).
     #[serde(default)]
     pub output_lost: u64,
+    /// Playbook triggers the responder's queue could not take.
+    #[serde(default)]
+    pub response_dropped: u64,
 }
 
 impl LossSnapshot {
@@ -113,6 +116,7 @@ impl LossSnapshot {
             + self.decode_errors
             + self.subscriber_dropped
             + self.output_lost
+            + self.response_dropped
     }
 
     /// What grew since `earlier`.
@@ -133,6 +137,9 @@ impl LossSnapshot {
                 .subscriber_dropped
                 .saturating_sub(earlier.subscriber_dropped),
             output_lost: self.output_lost.saturating_sub(earlier.output_lost),
+            response_dropped: self
+                .response_dropped
+                .saturating_sub(earlier.response_dropped),
         }
     }
 }

@@ -47,8 +47,7 @@ impl Hub {
 
     /// Called by the pipeline for every event. Serialization happens in the subscriber's
     /// task, not here, so the pipeline pays one Arc clone per subscriber.
-    pub fn publish(&self, ev: Event) {
-        let ev = Arc::new(ev);
+    pub fn publish(&self, ev: Arc<Event>) {
         if let Ok(mut r) = self.recent.lock() {
             if r.len() == RECENT {
                 r.pop_front();

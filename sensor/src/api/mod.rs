@@ -62,6 +62,11 @@ pub enum Request {
         #[serde(default)]
         message: Option<String>,
     },
+    /// A containment request (`sensor contain ...`, `sensor release ...`), run by the
+    /// responder with the guards and the audit trail.
+    Contain {
+        request: crate::respond::responder::ContainRequest,
+    },
     /// Recent events (up to `recent`), then, with `follow`, live ones until the client leaves.
     Events {
         #[serde(default)]
@@ -97,6 +102,7 @@ pub enum Response {
     Lost(u64),
     /// Test alerts handed to the pipeline (their ids).
     TestAlerts(Vec<String>),
+    Contain(Box<crate::respond::responder::ContainReply>),
     Error(String),
 }
 
@@ -177,6 +183,24 @@ pub struct StatusReport {
     /// Where Prometheus metrics are served, if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    #[serde(default)]
+    pub respond: RespondStatus,
+}
+
+/// Containment in `sensor status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RespondStatus {
+    pub playbooks: usize,
+    pub active: usize,
+    pub pending_approval: usize,
+    pub counters: crate::respond::responder::Counters,
+    /// Processes with recent events held for evidence, and what the bounds cost.
+    pub history_processes: usize,
+    pub history_events_overwritten: u64,
+    pub history_processes_evicted: u64,
+    /// Exec denials, refused connects and dropped packets of containment, from the kernel.
+    #[serde(default)]
+    pub kernel: crate::probes::contain::ContainCounts,
 }
 
 /// Baselines in `sensor status`.

@@ -27,6 +27,16 @@ pub struct ApiContext {
             + Send
             + Sync,
     >,
+    /// Hands a containment request (and who asked) to the responder.
+    pub contain: Box<
+        dyn Fn(
+                crate::respond::responder::ContainRequest,
+                String,
+            )
+                -> tokio::sync::oneshot::Receiver<crate::respond::responder::ContainReply>
+            + Send
+            + Sync,
+    >,
     /// Queues test alerts on the pipeline; returns their ids.
     pub test_alert:
         Box<dyn Fn(u32, crate::alert::Severity, Option<String>) -> Vec<String> + Send + Sync>,
@@ -99,6 +109,7 @@ async fn write_line(w: &mut (impl AsyncWriteExt + Unpin), r: &Response) -> Resul
 }
 
 async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError> {
+    let peer_uid = stream.peer_cred().map(|c| c.uid()).ok();
     if !peer_allowed(&stream) {
         let (_, mut w) = stream.into_split();
         return write_line(&mut w, &Response::Error("permission denied".into())).await;
@@ -127,6 +138,15 @@ async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError
         } => {
             let ids = (ctx.test_alert)(count, severity, message);
             write_line(&mut w, &Response::TestAlerts(ids)).await
+        }
+        Request::Contain { request } => {
+            let actor = format!("cli:uid={}", peer_uid.map_or("?".into(), |u| u.to_string()));
+            let reply = (ctx.contain)(request, actor).await.unwrap_or_else(|_| {
+                crate::respond::responder::ContainReply::Failed(
+                    "the responder is busy or shutting down; retry".into(),
+                )
+            });
+            write_line(&mut w, &Response::Contain(Box::new(reply))).await
         }
         Request::Baseline { command } => {
             let reply = (ctx.baseline)(command).await.unwrap_or_else(|_| {

@@ -2,6 +2,7 @@
 
 mod baseline;
 mod profile;
+mod respond;
 
 use std::{
     collections::HashSet,
@@ -101,6 +102,17 @@ pub enum Command {
     Profile(profile::ProfileArgs),
     /// Run a command confined by a profile: Landlock, seccomp, capabilities dropped.
     Exec(profile::ExecArgs),
+    /// Containment through the running agent: kill, freeze, isolate, deny exec, quarantine;
+    /// approvals, rollbacks and the list of what is in force.
+    Contain(respond::ContainArgs),
+    /// Undo one containment: thaw, end isolation, allow exec, restore a quarantined file.
+    Release(respond::ReleaseArgs),
+    /// Response playbooks.
+    Playbooks(respond::PlaybooksArgs),
+    /// Evidence bundles: collect, verify, list.
+    Evidence(respond::EvidenceArgs),
+    /// The hash-chained audit trail of containment actions.
+    Audit(respond::AuditArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,6 +127,15 @@ pub enum IncidentsCommand {
         id: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Write a readable report (Markdown and HTML): timeline, ATT&CK progression, actions
+    /// taken and the evidence index. Works from the running agent or, when none runs, from
+    /// <state>/incidents.jsonl.
+    Report {
+        id: String,
+        /// Directory for incident-<id>.md and incident-<id>.html.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
 }
 
@@ -333,6 +354,11 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Baseline(args) => baseline::main(&state, cli.config.as_deref(), args),
         Command::Profile(args) => profile::main(&state, cli.config.as_deref(), args),
         Command::Exec(args) => profile::exec(args),
+        Command::Contain(args) => respond::contain(&state, args),
+        Command::Release(args) => respond::release(&state, args),
+        Command::Playbooks(args) => respond::playbooks(cli.config.as_deref(), args),
+        Command::Evidence(args) => respond::evidence(&state, args),
+        Command::Audit(args) => respond::audit(&state, args),
         Command::Config { command } => match command {
             ConfigCommand::Check { file, offline } => {
                 let path = file.or(cli.config);
@@ -502,6 +528,9 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
 }
 
 fn incidents_cmd(state: &StateDir, command: IncidentsCommand) -> anyhow::Result<()> {
+    if let IncidentsCommand::Report { id, out } = &command {
+        return respond::report(state, id, out);
+    }
     let mut c = Client::send(&state.socket(), &Request::Incidents)?;
     let Some(resp) = c.next() else {
         bail!("the agent closed the connection without answering");
@@ -543,6 +572,7 @@ fn incidents_cmd(state: &StateDir, command: IncidentsCommand) -> anyhow::Result<
             }
             Ok(())
         }
+        IncidentsCommand::Report { .. } => Ok(()),
         IncidentsCommand::Show { id, json } => {
             let found: Vec<_> = list.iter().filter(|i| i.id.0.starts_with(&id)).collect();
             let [inc] = found.as_slice() else {

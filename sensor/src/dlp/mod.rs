@@ -23,7 +23,7 @@
 mod argv;
 pub mod entropy;
 mod patterns;
-mod redact;
+pub(crate) mod redact;
 #[cfg(test)]
 mod tests;
 

@@ -4,6 +4,7 @@
 //! missing tp_btf target) fails alone, with the kernel's reason kept for `sensor status`.
 
 pub mod btf;
+pub mod contain;
 pub mod decode;
 pub mod enforce;
 pub mod learn;
@@ -124,6 +125,8 @@ pub struct Probes {
     learn_link: Option<aya::programs::tp_btf::BtfTracePointLinkId>,
     /// The connect programs' links, by enforced cgroup.
     connect_links: enforce::ConnectLinks,
+    /// The isolation programs' links, by isolated cgroup.
+    isolate_links: contain::IsolateLinks,
     /// The enforcement backend probed at load: BPF LSM attached, or why not.
     pub lsm: Result<(), String>,
 }
@@ -188,6 +191,10 @@ fn hook_for(name: &str) -> Option<Hook> {
     if name == sensor_common::PROG_LEARN_SYSCALLS
         || name == sensor_common::PROG_CONNECT4
         || name == sensor_common::PROG_CONNECT6
+        || name == sensor_common::PROG_ISOLATE_CONNECT4
+        || name == sensor_common::PROG_ISOLATE_CONNECT6
+        || name == sensor_common::PROG_ISOLATE_INGRESS
+        || name == sensor_common::PROG_ISOLATE_EGRESS
     {
         return Some(Hook::OnDemand);
     }
@@ -358,9 +365,16 @@ impl Probes {
                     continue;
                 }
                 (Some(Hook::OnDemand), Program::CgroupSockAddr(p)) => {
-                    // Attached to enforced workloads' cgroups only.
+                    // Attached to enforced or isolated cgroups only.
                     if let Err(e) = p.load() {
                         tracing::warn!(program = name, reason = %short_reason(&e), "connect enforcement unavailable");
+                    }
+                    continue;
+                }
+                (Some(Hook::OnDemand), Program::CgroupSkb(p)) => {
+                    // Attached to isolated cgroups only.
+                    if let Err(e) = p.load() {
+                        tracing::warn!(program = name, reason = %short_reason(&e), "network isolation unavailable");
                     }
                     continue;
                 }
@@ -422,6 +436,7 @@ impl Probes {
                 report,
                 learn_link: None,
                 connect_links: enforce::ConnectLinks::default(),
+                isolate_links: contain::IsolateLinks::default(),
                 lsm,
             },
             ring,

@@ -23,7 +23,7 @@ use crate::event::{
     Process, Service, Syscall, User,
 };
 
-pub(super) type Y<'a> = MarkedYaml<'a>;
+pub(crate) type Y<'a> = MarkedYaml<'a>;
 
 const ITEM_KEYS: &str = "list, macro, rule, sequence, threshold";
 const LIST_KEYS: &[&str] = &["list", "items"];
@@ -120,7 +120,7 @@ pub(super) struct Loader<'f> {
 }
 
 /// Parses YAML text into documents, keeping raw scalars.
-fn parse_yaml(text: &str) -> Result<Vec<Y<'_>>, saphyr::ScanError> {
+pub(crate) fn parse_yaml(text: &str) -> Result<Vec<Y<'_>>, saphyr::ScanError> {
     let mut parser = Parser::new_from_str(text);
     let mut loader: YamlLoader<'_, Y<'_>> = YamlLoader::default();
     loader.early_parse(false);
@@ -134,14 +134,14 @@ fn parse_yaml(text: &str) -> Result<Vec<Y<'_>>, saphyr::ScanError> {
 }
 
 /// Scalar text of a node (`None` for collections, aliases, bad values).
-pub(super) fn scalar<'n>(n: &'n Y<'_>) -> Option<(&'n str, ScalarStyle)> {
+pub(crate) fn scalar<'n>(n: &'n Y<'_>) -> Option<(&'n str, ScalarStyle)> {
     match &n.data {
         YamlData::Representation(s, style, _) => Some((s.as_ref(), *style)),
         _ => None,
     }
 }
 
-pub(super) fn is_null(n: &Y<'_>) -> bool {
+pub(crate) fn is_null(n: &Y<'_>) -> bool {
     match &n.data {
         YamlData::Representation(s, ScalarStyle::Plain, _) => {
             matches!(s.as_ref(), "" | "~" | "null" | "Null" | "NULL")
@@ -151,7 +151,7 @@ pub(super) fn is_null(n: &Y<'_>) -> bool {
     }
 }
 
-pub(super) fn describe(n: &Y<'_>) -> String {
+pub(crate) fn describe(n: &Y<'_>) -> String {
     match &n.data {
         _ if is_null(n) => "null".into(),
         YamlData::Representation(s, ..) => format!("scalar {:?}", truncate(s)),

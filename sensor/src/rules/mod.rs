@@ -16,7 +16,7 @@ mod compile;
 pub mod correlate;
 mod eval;
 pub mod fields;
-mod file;
+pub(crate) mod file;
 pub mod incidents;
 mod lexer;
 mod parser;
