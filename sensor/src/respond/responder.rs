@@ -1217,8 +1217,9 @@ impl Responder {
             })
             .collect();
         let proc_root = self.guard.procfs().root().join("proc");
+        // The root cgroup is the whole host, not the process's container: nothing to add.
         let cgroup_dir = match (&self.v2_root, cgroup::v2_path_of(&proc_root, pid)) {
-            (Some(r), Some(p)) => Some(r.join(p.trim_start_matches('/'))),
+            (Some(r), Some(p)) if p != "/" => Some(r.join(p.trim_start_matches('/'))),
             _ => None,
         };
         let req = super::evidence::Request {
