@@ -26,6 +26,11 @@ fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// The cgroup v2 mount (hybrid hosts: /sys/fs/cgroup/unified; pure v2: /sys/fs/cgroup).
+fn v2_root() -> std::path::PathBuf {
+    sensor::enrich::cgroup_cache::cgroup2_root(Path::new("/")).expect("a cgroup v2 mount")
+}
+
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -201,9 +206,7 @@ fn container_freeze_thaw_and_kill() {
     let c = runc::Container::create(&id, &["sh", "-c", "while :; do sleep 0.05; done"])
         .expect("bundle");
     c.start_detached().expect("start");
-    let events = Path::new("/sys/fs/cgroup/unified")
-        .join(&id)
-        .join("cgroup.events");
+    let events = v2_root().join(&id).join("cgroup.events");
     assert!(events.exists(), "no cgroup at {}", events.display());
     let frozen = || {
         std::fs::read_to_string(&events)
@@ -221,9 +224,7 @@ fn container_freeze_thaw_and_kill() {
     );
     let out = agent.cli_ok(&["contain", "kill", "--container", &id]);
     assert!(out.contains("killed"), "{out}");
-    let procs = Path::new("/sys/fs/cgroup/unified")
-        .join(&id)
-        .join("cgroup.procs");
+    let procs = v2_root().join(&id).join("cgroup.procs");
     assert!(
         wait_until(WAIT, || std::fs::read_to_string(&procs)
             .map(|t| t.trim().is_empty())
@@ -286,8 +287,7 @@ for _ in sys.stdin:
     );
     // The workload runs in a cgroup of the test's own from its first instruction, so its
     // sockets belong to that cgroup (a socket keeps the cgroup it was created in).
-    let cg =
-        Path::new("/sys/fs/cgroup/unified").join(format!("sensor-test-iso-{}", std::process::id()));
+    let cg = v2_root().join(format!("sensor-test-iso-{}", std::process::id()));
     std::fs::create_dir_all(&cg).unwrap();
     let mut child = Command::new("sh")
         .arg("-c")
@@ -354,21 +354,49 @@ fn deny_exec_and_quarantine_round_trip() {
     }
     let agent = Agent::start(None);
     let dir = tempfile::tempdir().unwrap();
-    let exe = dir.path().join("mytrue");
-    std::fs::copy("/bin/true", &exe).unwrap();
-    assert!(Command::new(&exe).status().unwrap().success());
+    // A real program of its own inode (the VM's /bin is busybox applets, which a copy breaks).
+    let exe = dir.path().join("mysensor");
+    std::fs::copy(sensor_tests::sensor_bin(), &exe).unwrap();
+    let run = || {
+        Command::new(&exe)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+    };
+    assert!(run().unwrap().success());
     let out = agent.cli_ok(&["contain", "deny-exec", exe.to_str().unwrap()]);
     let id = containment_id(&out);
-    let st = Command::new(&exe).status().unwrap();
-    assert_eq!(st.signal(), Some(9), "a denied program ran: {st:?}");
-    // Only that file: the original /bin/true (another inode) still runs.
-    assert!(Command::new("/bin/true").status().unwrap().success());
+    // BPF LSM (where the kernel loads it) refuses the exec with EPERM; the fallback kills
+    // the task before the program's first instruction.
+    let backend = agent.status().baseline.enforcement_backend;
+    let lsm = backend.starts_with("exec: lsm/");
+    if let Ok(want) = std::env::var("SENSOR_EXPECT_BACKEND") {
+        assert_eq!(
+            lsm,
+            want == "lsm",
+            "expected the {want} backend, got: {backend}"
+        );
+    }
+    match run() {
+        // EPERM is 1.
+        Err(e) => assert!(lsm && e.raw_os_error() == Some(1), "{e} ({backend})"),
+        Ok(st) => assert!(
+            !lsm && st.signal() == Some(9),
+            "a denied program ran: {st:?}"
+        ),
+    }
+    // Only that file: the original (another inode) still runs.
+    assert!(
+        Command::new(sensor_tests::sensor_bin())
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
     assert!(agent.status().respond.kernel.exec_denied >= 1);
     agent.cli_ok(&["release", &id]);
-    assert!(
-        Command::new(&exe).status().unwrap().success(),
-        "still denied after release"
-    );
+    assert!(run().unwrap().success(), "still denied after release");
 
     // Quarantine: the file leaves, unreadable; release puts back the same bytes and mode.
     let f = dir.path().join("dropper.sh");
@@ -412,6 +440,13 @@ const MARKER_RULES: &str = r#"- rule:
     mitre: {tactics: [execution], techniques: [T1059.004]}
     condition: evt.type = exec and proc.args contains marker-auto-run
     output: "auto %proc.cmdline"
+- rule:
+    id: TEST-CONTAIN-APPROVE
+    name: Approve marker
+    description: test rule
+    severity: high
+    condition: evt.type = exec and proc.args contains marker-approve-run
+    output: "approve %proc.cmdline"
 "#;
 
 const PLAYBOOKS: &str = r#"playbooks:
@@ -427,6 +462,10 @@ const PLAYBOOKS: &str = r#"playbooks:
       - collect-evidence
       - kill: tree
       - notify: "marker contained"
+  - id: ask
+    mode: approve
+    trigger: {rules: [TEST-CONTAIN-APPROVE]}
+    steps: [{freeze: tree}]
 "#;
 
 #[test]
@@ -447,12 +486,15 @@ fn playbooks_dry_run_auto_evidence_and_report() {
             1,
         )
         .replace("builtin = true", "builtin = false")
-        + &format!(
-            "\n[respond]\nplaybooks = [{:?}]\n",
-            dir.path().join("playbooks.yaml").display().to_string()
+        .replace(
+            "playbooks = []",
+            &format!(
+                "playbooks = [{:?}]",
+                dir.path().join("playbooks.yaml").display().to_string()
+            ),
         );
     let agent = Agent::start(Some(&cfg));
-    assert_eq!(agent.status().respond.playbooks, 2);
+    assert_eq!(agent.status().respond.playbooks, 3);
 
     // Dry run: the process is not touched, every step is audited as "would".
     let mut dry = Command::new("sh")
@@ -560,6 +602,47 @@ fn playbooks_dry_run_auto_evidence_and_report() {
     // Every verification is an access, recorded in the custody log.
     let custody = std::fs::read_to_string(bundle.join("custody.jsonl")).unwrap();
     assert!(custody.matches("\"verify\"").count() >= 3, "{custody}");
+
+    // Approve: nothing happens until an operator approves the run; rollback undoes it.
+    let dir2 = tempfile::tempdir().unwrap();
+    let ticks = dir2.path().join("ticks");
+    let mut asked = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "while :; do echo x >> {}; sleep 0.02; done",
+                ticks.display()
+            ),
+            "marker-approve-run",
+        ])
+        .spawn()
+        .unwrap();
+    let approval = agent
+        .wait_alert(WAIT, |a| a.rule.id == "sensor.response.approval")
+        .expect("approval alert");
+    let run = approval.fields["run"].as_str().unwrap().to_owned();
+    let list = agent.cli_json(&["contain", "list", "--json"]);
+    assert_eq!(list["listing"]["pending"][0]["run"], run.as_str());
+    let before = file_len(&ticks);
+    assert!(
+        wait_until(WAIT, || file_len(&ticks) > before),
+        "acted before approval"
+    );
+    agent.cli_ok(&["contain", "approve", &run]);
+    let frozen_at = file_len(&ticks);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        file_len(&ticks),
+        frozen_at,
+        "approved freeze did not stop it"
+    );
+    agent.cli_ok(&["contain", "rollback", &run]);
+    assert!(
+        wait_until(WAIT, || file_len(&ticks) > frozen_at),
+        "rollback did not thaw"
+    );
+    let _ = asked.kill();
+    let _ = asked.wait();
 
     // The report: timeline, ATT&CK progression, actions and the evidence index. (The agent
     // publishes its incidents once a second: wait until the auto alert is in.)

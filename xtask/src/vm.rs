@@ -81,6 +81,19 @@ const STEPS: &[Step] = &[
         host_skip: None,
     },
     Step {
+        name: "containment (freeze, kill, deny exec, playbooks, evidence)",
+        // Isolation drives Python; the initramfs has none (it runs on the host).
+        test: Some((
+            "kernel_respond",
+            &[
+                "--skip",
+                "isolation_keeps_only_the_allow_list_and_release_restores",
+            ],
+        )),
+        vm_only_script: None,
+        host_skip: None,
+    },
+    Step {
         name: "AppArmor load + enforce",
         test: None,
         vm_only_script: Some("vm/tests/apparmor.sh"),

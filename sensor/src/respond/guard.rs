@@ -151,9 +151,11 @@ impl Guard {
     /// descendant cgroup) may be guarded.
     pub fn check_cgroup(&self, root: &Path, dir: &Path, members: &[u32]) -> Result<(), Refusal> {
         let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.into());
+        // The v2 root, the cgroup mount point, or a v1 hierarchy's root (only those carry
+        // `release_agent`).
         if canon == std::fs::canonicalize(root).unwrap_or_else(|_| root.into())
             || canon == Path::new("/sys/fs/cgroup")
-            || canon.parent() == Some(Path::new("/sys/fs/cgroup"))
+            || canon.join("release_agent").exists()
         {
             return Err(Refusal::RootCgroup);
         }

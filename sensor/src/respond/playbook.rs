@@ -826,3 +826,41 @@ playbooks:
         }
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    /// Every playbook shipped in `playbooks/` parses, and names rules that exist.
+    #[test]
+    fn shipped_playbooks_load_and_name_real_rules() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+        let pbs = super::load(&[dir]).unwrap_or_else(|e| {
+            panic!(
+                "{}",
+                e.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+        assert!(pbs.len() >= 4);
+        let rules = crate::detect::ruleset::checked(true, &[])
+            .rules
+            .expect("builtin rules");
+        let ids: Vec<String> = rules
+            .rules()
+            .iter()
+            .map(|r| r.id.clone())
+            .chain(rules.sequences().iter().map(|r| r.id.clone()))
+            .chain(rules.thresholds().iter().map(|r| r.id.clone()))
+            .collect();
+        for p in &pbs {
+            for g in &p.trigger.rules {
+                assert!(
+                    ids.iter().any(|id| crate::baseline::workload::glob(g, id)),
+                    "playbook {} names rule {g}, which no shipped rule matches",
+                    p.id
+                );
+            }
+        }
+    }
+}

@@ -1565,3 +1565,136 @@ fn pidfd_kill(pid: u32) -> std::io::Result<()> {
 
 /// Map for approvals: BTreeMap keeps the listing stable.
 type PendingPlaybooks = BTreeMap<String, Playbook>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn responder(dir: &Path) -> Responder {
+        Responder::open(
+            Options {
+                cfg: RespondConfig::default(),
+                state_dir: dir.to_path_buf(),
+                host_root: PathBuf::from("/"),
+                v2_root: None,
+                base_allow: Vec::new(),
+            },
+            Box::new(NoKernel),
+            Arc::new(Mutex::new(History::new(4, 4))),
+            Box::new(|_| {}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn refusals_and_failures_are_replies_and_audited_never_panics() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = responder(d.path());
+        let cases = [
+            ContainRequest::Kill {
+                target: Target::Process {
+                    pid: 1,
+                    start: None,
+                },
+                dry_run: false,
+            },
+            ContainRequest::Freeze {
+                target: Target::Host,
+                dry_run: false,
+            },
+            ContainRequest::Isolate {
+                target: Target::Host,
+                allow: vec![],
+                dry_run: false,
+            },
+            ContainRequest::Isolate {
+                target: Target::Cgroup { path: "x".into() },
+                allow: vec!["not-an-address".into()],
+                dry_run: false,
+            },
+            ContainRequest::Freeze {
+                target: Target::Cgroup {
+                    path: "../../etc".into(),
+                },
+                dry_run: false,
+            },
+            ContainRequest::Quarantine {
+                path: "/nonexistent/file".into(),
+                dry_run: false,
+            },
+            ContainRequest::DenyExec {
+                path: "/bin/sh".into(),
+                dry_run: false,
+            },
+            ContainRequest::Release { id: "nope".into() },
+            ContainRequest::Approve { run: "nope".into() },
+            ContainRequest::Rollback { run: "nope".into() },
+            ContainRequest::Collect {
+                pid: 1,
+                incident: None,
+            },
+        ];
+        let n = cases.len();
+        for c in cases {
+            let reply = r.manual(c.clone(), "test");
+            assert!(
+                matches!(reply, ContainReply::Refused(_) | ContainReply::Failed(_)),
+                "{c:?} → {reply:?}"
+            );
+        }
+        // Approve and rollback of unknown runs answer without an audit line; the rest audit.
+        let entries = super::super::audit::read(&d.path().join("audit.jsonl"));
+        assert_eq!(entries.len(), n - 2);
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.outcome == "refused" || e.outcome == "failed")
+        );
+        assert_eq!(
+            super::super::audit::verify(&d.path().join("audit.jsonl")),
+            Ok(n - 2)
+        );
+    }
+
+    #[test]
+    fn deny_without_kernel_fails_and_keeps_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("payload");
+        std::fs::write(&f, b"x").unwrap();
+        let state = d.path().join("state");
+        let mut r = responder(&state);
+        let reply = r.manual(
+            ContainRequest::DenyExec {
+                path: f.display().to_string(),
+                dry_run: false,
+            },
+            "test",
+        );
+        assert!(matches!(reply, ContainReply::Failed(_)), "{reply:?}");
+        assert!(r.active.is_empty());
+        let dry = r.manual(
+            ContainRequest::DenyExec {
+                path: f.display().to_string(),
+                dry_run: true,
+            },
+            "test",
+        );
+        assert!(
+            matches!(
+                dry,
+                ContainReply::Done {
+                    containment: None,
+                    ..
+                }
+            ),
+            "{dry:?}"
+        );
+    }
+
+    #[test]
+    fn kernel_dev_matches_the_kernel_encoding() {
+        // major 8, minor 1 (sda1): userspace 0x801, kernel (8 << 20) | 1.
+        assert_eq!(kernel_dev(libc::makedev(8, 1)), (8 << 20) | 1);
+        assert_eq!(kernel_dev(libc::makedev(259, 300)), (259 << 20) | 300);
+    }
+}
