@@ -352,6 +352,7 @@ pub async fn run(
     );
     pipeline.detector.set_ioc(ioc, false);
     pipeline.set_dlp(cfg.dlp.redact, cfg.dlp.scan_files);
+    pipeline.detector.keep_folded(!playbooks.is_empty());
     let (mut baseline_store, baseline_error) = match open_baselines(&cfg.baseline, &opts.state_dir)
     {
         Ok(Some((store, loaded))) => {
@@ -628,7 +629,10 @@ pub async fn run(
                             // Playbooks before the outputs: containment should not wait for
                             // alert delivery.
                             if !pipeline_playbooks.is_empty() {
-                                for alert in &out.alerts {
+                                // Folded duplicates too: the same attack again, by another
+                                // process, inside the fold window.
+                                let folded = pipeline.detector.take_folded();
+                                for alert in out.alerts.iter().chain(folded.iter()) {
                                     trigger_playbooks(
                                         &pipeline_playbooks,
                                         &mut pipeline,
@@ -636,6 +640,7 @@ pub async fn run(
                                         out.event.as_ref(),
                                         &trigger_tx,
                                         &pipe_shared,
+                                        &proc_root,
                                     );
                                 }
                             }
@@ -665,6 +670,7 @@ pub async fn run(
                                 None,
                                 &trigger_tx,
                                 &pipe_shared,
+                                &proc_root,
                             );
                         }
                         write_alert(&mut alert_log, &outputs, &stats, &alert);
@@ -1107,6 +1113,7 @@ fn trigger_playbooks(
     ev: Option<&crate::event::Event>,
     tx: &std::sync::mpsc::SyncSender<crate::respond::responder::Job>,
     shared: &Shared,
+    proc_root: &std::path::Path,
 ) {
     // The responder's own alerts never trigger playbooks (no loops).
     if alert.rule.id.starts_with("sensor.") {
@@ -1131,12 +1138,16 @@ fn trigger_playbooks(
         if !pb.trigger.matches(alert, incident_alerts) {
             continue;
         }
+        let pid = ev
+            .map(|e| e.process.pid)
+            .or(alert.process.as_ref().map(|p| p.pid));
         let ctx = crate::respond::responder::RunContext {
             alert: Some(alert.clone()),
             event_boot_ns: ev.map(|e| e.event.boot_ns),
-            pid: ev
-                .map(|e| e.process.pid)
-                .or(alert.process.as_ref().map(|p| p.pid)),
+            pid,
+            // Read now, while the process surely runs: the responder then refuses a pid
+            // that was reused in between.
+            start: pid.and_then(|p| crate::respond::target::start_ticks(proc_root, p)),
             exe_id: ev
                 .and_then(|e| e.process.exe.as_ref())
                 .map(|x| (x.device, x.inode)),

@@ -558,6 +558,18 @@ fn playbooks_dry_run_auto_evidence_and_report() {
         );
     }
     let incident = freeze["incident"].as_str().expect("incident").to_owned();
+    // The same attack again inside the fold window: its alert folds into the first, and the
+    // playbook still contains the new process.
+    let mut again = Command::new("sh")
+        .args(["-c", "sleep 30 & wait", "marker-auto-run"])
+        .spawn()
+        .unwrap();
+    let status = again.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "second run not contained: {status:?}"
+    );
     agent
         .wait_alert(WAIT, |a| a.rule.id == "sensor.response.notify")
         .expect("notify alert");

@@ -1077,6 +1077,28 @@ pub fn human_status(s: &StatusReport) -> String {
             o.push_str(&format!("  enforcement error: {e}\n"));
         }
     }
+    let r = &s.respond;
+    o.push_str(&format!(
+        "response: {} playbooks; {} containments in force, {} runs waiting for approval; actions ok {}, dry-run {}, refused {}, failed {}; kernel: {} execs denied, {} connects refused, {} packets dropped{}\n",
+        r.playbooks,
+        r.active,
+        r.pending_approval,
+        r.counters.actions_ok,
+        r.counters.dry_run,
+        r.counters.actions_refused,
+        r.counters.actions_failed,
+        r.kernel.exec_denied,
+        r.kernel.connect_denied,
+        r.kernel.packets_dropped,
+        if r.counters.auto_latency_ms_max > 0.0 {
+            format!(
+                "; automatic action latency last {:.1} ms, max {:.1} ms",
+                r.counters.auto_latency_ms_last, r.counters.auto_latency_ms_max
+            )
+        } else {
+            String::new()
+        }
+    ));
     if s.outputs.is_empty() {
         o.push_str("outputs: none besides the alert log\n");
     } else {

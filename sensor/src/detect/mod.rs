@@ -31,7 +31,14 @@ pub struct Detector {
     hashes: HashCache,
     /// Look up every connect's peer in userspace (replays: no kernel to flag hits).
     ioc_userspace: bool,
+    /// Alerts folded away (not emitted), kept for response playbooks when they are on: a
+    /// second reverse shell inside the fold window is still contained.
+    keep_folded: bool,
+    folded: Vec<Alert>,
 }
+
+/// Folded alerts held between two `take_folded` calls at most.
+const MAX_FOLDED: usize = 4096;
 
 pub const IOC_IP_RULE: &str = "sensor.ioc.ip";
 pub const IOC_HASH_RULE: &str = "sensor.ioc.hash";
@@ -49,6 +56,8 @@ impl Detector {
             ioc: Arc::new(IocSet::default()),
             hashes: HashCache::default(),
             ioc_userspace: false,
+            keep_folded: false,
+            folded: Vec::new(),
         }
     }
 
@@ -139,13 +148,29 @@ impl Detector {
         &self.correlator
     }
 
+    /// Keep folded alerts for [`Detector::take_folded`] (the agent turns this on when
+    /// playbooks are loaded).
+    pub fn keep_folded(&mut self, on: bool) {
+        self.keep_folded = on;
+        self.folded.clear();
+    }
+
+    /// Alerts folded since the last call (at most 4096; more are not kept).
+    pub fn take_folded(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.folded)
+    }
+
     /// Emit `alert` unless it folds, after attaching it to its incident.
     fn emit(&mut self, mut alert: Alert, ev: &Event, out: &mut Vec<Alert>) {
         let id = self.incidents.add(&alert, ev, ev.event.boot_ns);
         alert = alert.with_field("incident", id.0.clone());
+        let kept = (self.keep_folded && self.folded.len() < MAX_FOLDED).then(|| alert.clone());
         let (now, closed) = self.folder.offer(alert, ev.event.boot_ns);
         out.extend(closed);
-        out.extend(now);
+        match now {
+            Some(a) => out.push(a),
+            None => self.folded.extend(kept),
+        }
     }
 
     /// Alerts for one event: new ones pass, floods fold (see `fold`).

@@ -202,7 +202,11 @@ pub struct RunContext {
     pub alert: Option<Alert>,
     pub event_boot_ns: Option<u64>,
     pub pid: Option<u32>,
-    /// Kernel device encoding and inode of the process's executable, to catch pid reuse.
+    /// The process's start time (clock ticks since boot), read when the alert fired: a pid
+    /// reused since then does not match.
+    #[serde(default)]
+    pub start: Option<u64>,
+    /// Kernel device encoding and inode of the process's executable at the event.
     pub exe_id: Option<(u32, u64)>,
     pub exe_path: Option<String>,
     pub file_path: Option<String>,
@@ -245,7 +249,7 @@ pub struct Responder {
     pending_playbooks: PendingPlaybooks,
     /// Containments made by each run, in order (for rollback).
     runs: HashMap<String, Vec<String>>,
-    /// (playbook, incident or pid) → when it last ran: one run per incident.
+    /// (playbook, incident, pid) → when it last ran.
     ran: HashMap<String, Instant>,
     history: Arc<Mutex<History>>,
     keys: Option<super::bundle::Keys>,
@@ -463,7 +467,7 @@ impl Responder {
                 ..Record::default()
             });
         }
-        // One run per incident for a day; the memory is bounded by the map's age-out.
+        // Remembered for a day; the map ages out.
         self.ran
             .retain(|_, t| t.elapsed() < Duration::from_secs(24 * 3600));
     }
@@ -1158,20 +1162,20 @@ impl Responder {
         }
     }
 
-    /// For automatic actions: the pid still runs the executable the event saw (else the pid
-    /// was reused and the action would hit an innocent process).
+    /// For automatic actions: the pid is still the process that triggered (same start
+    /// time; a later exec is the same process), else the pid was reused and the action would
+    /// hit an innocent process.
     fn same_process(&self, c: &RunContext) -> Result<(), Outcome> {
-        let (Some(pid), Some((dev, ino))) = (c.pid, c.exe_id) else {
+        let (Some(pid), Some(start)) = (c.pid, c.start) else {
             return Ok(());
         };
-        use std::os::unix::fs::MetadataExt;
-        let exe = self.guard.procfs().root().join(format!("proc/{pid}/exe"));
-        match std::fs::metadata(&exe) {
-            Ok(m) if kernel_dev(m.dev()) == dev && m.ino() == ino => Ok(()),
-            Ok(_) => Err(Outcome::Refused(format!(
-                "pid {pid} now runs another executable (pid reused); not acted on"
+        let proc_root = self.guard.procfs().root().join("proc");
+        match target::start_ticks(&proc_root, pid) {
+            Some(s) if s == start => Ok(()),
+            Some(_) => Err(Outcome::Refused(format!(
+                "pid {pid} is another process now (pid reused); not acted on"
             ))),
-            Err(_) => Err(Outcome::Refused(format!("pid {pid} has exited"))),
+            None => Err(Outcome::Refused(format!("pid {pid} has exited"))),
         }
     }
 
@@ -1254,15 +1258,24 @@ impl Responder {
 
     /// A playbook fired.
     fn trigger(&mut self, pb: &Playbook, ctx: RunContext) {
+        // Once per playbook, incident and process: several alerts on one process run it
+        // once, a new process of the same incident gets its own run.
         let key = format!(
-            "{}|{}",
+            "{}|{}|{}",
             pb.id,
-            ctx.incident
-                .clone()
-                .unwrap_or_else(|| format!("pid:{}", ctx.pid.unwrap_or(0)))
+            ctx.incident.as_deref().unwrap_or(""),
+            ctx.pid.unwrap_or(0)
         );
         if self.ran.contains_key(&key) {
             return;
+        }
+        // Bounded: under a storm of distinct triggers, forget the oldest hour first.
+        if self.ran.len() >= 65_536 {
+            self.ran
+                .retain(|_, t| t.elapsed() < Duration::from_secs(3600));
+            if self.ran.len() >= 65_536 {
+                self.ran.clear();
+            }
         }
         self.ran.insert(key, Instant::now());
         self.count(|c| c.runs += 1);
@@ -1429,12 +1442,13 @@ impl Responder {
 
     fn scope_target(ctx: &RunContext, scope: Scope) -> Option<Target> {
         let pid = ctx.pid?;
+        let start = ctx.start;
         Some(match scope {
-            Scope::Process => Target::Process { pid, start: None },
-            Scope::Tree => Target::Tree { pid, start: None },
+            Scope::Process => Target::Process { pid, start },
+            Scope::Tree => Target::Tree { pid, start },
             Scope::Container => match (&ctx.container_id, &ctx.cgroup_path) {
                 (Some(_), Some(path)) => Target::Cgroup { path: path.clone() },
-                _ => Target::Tree { pid, start: None },
+                _ => Target::Tree { pid, start },
             },
         })
     }

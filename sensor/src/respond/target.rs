@@ -84,6 +84,15 @@ pub fn ppid_of(root: &Path, pid: u32) -> Option<u32> {
     rest.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
+/// Start time (clock ticks since boot, stat field 22) of `<proc_root>/<pid>`.
+pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
+    let raw = std::fs::read(proc_root.join(format!("{pid}/stat"))).ok()?;
+    let close = raw.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(raw.get(close + 1..)?).ok()?;
+    // After the comm: state is field 3, starttime field 22.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
 /// `pid`'s ancestors, parent first, up to (and including) pid 1.
 pub fn ancestors(root: &Path, pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -132,5 +141,7 @@ mod tests {
         assert_eq!(ancestors(d.path(), 12), vec![11, 10, 1]);
         assert_eq!(tree(&procfs, 999), vec![999]);
         assert!(ancestors(d.path(), 999).is_empty());
+        assert_eq!(start_ticks(&d.path().join("proc"), 10), Some(100));
+        assert_eq!(start_ticks(&d.path().join("proc"), 999), None);
     }
 }
