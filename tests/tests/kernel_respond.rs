@@ -558,6 +558,19 @@ fn playbooks_dry_run_auto_evidence_and_report() {
         );
     }
     let incident = freeze["incident"].as_str().expect("incident").to_owned();
+    // The killed tree's containment cgroup is retired and removed: nothing left behind.
+    let contain_dir = std::path::PathBuf::from(freeze["detail"]["cgroup"].as_str().unwrap());
+    assert!(
+        wait_until(WAIT, || !contain_dir.exists()),
+        "{} left behind",
+        contain_dir.display()
+    );
+    assert!(
+        wait_until(WAIT, || read_audit()
+            .iter()
+            .any(|e| e["action"] == "retire")),
+        "retirement not audited"
+    );
     // The same attack again inside the fold window: its alert folds into the first, and the
     // playbook still contains the new process.
     let mut again = Command::new("sh")

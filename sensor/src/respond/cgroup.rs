@@ -219,6 +219,13 @@ pub fn remove(dir: &Path) -> Result<(), CgroupError> {
             }
         }
     }
+    // The sensor's parent directory goes with its last containment (it fails while others
+    // remain, which is fine).
+    if let Some(parent) = dir.parent()
+        && parent.file_name().is_some_and(|n| n == CONTAIN_DIR)
+    {
+        let _ = std::fs::remove_dir(parent);
+    }
     Ok(())
 }
 

@@ -448,7 +448,52 @@ impl Responder {
         }
     }
 
+    /// Containment cgroups the sensor made whose processes are all gone (killed, exited):
+    /// their freezes and isolations end by themselves and the cgroup is removed, so nothing
+    /// is left behind.
+    fn retire_empty(&mut self) {
+        let empty: Vec<String> = self
+            .active
+            .iter()
+            .filter(|c| c.created_cgroup)
+            .filter_map(|c| c.cgroup.clone())
+            .filter(|d| cgroup::members(Path::new(d)).is_empty())
+            .collect();
+        for dir in empty {
+            let gone: Vec<Containment> = self
+                .active
+                .iter()
+                .filter(|c| c.cgroup.as_deref() == Some(dir.as_str()))
+                .cloned()
+                .collect();
+            self.active
+                .retain(|c| c.cgroup.as_deref() != Some(dir.as_str()));
+            let path = PathBuf::from(&dir);
+            self.kernel.isolate_detach(&path);
+            if gone.iter().any(|c| c.kind == Kind::Isolate) {
+                let _ = self.sync_allow();
+            }
+            let _ = cgroup::thaw(&path);
+            let removed = cgroup::remove(&path);
+            self.save();
+            for c in gone {
+                self.audit_write(Record {
+                    actor: "agent".into(),
+                    action: "retire".into(),
+                    target: c.target.clone(),
+                    mode: "auto".into(),
+                    outcome: if removed.is_ok() { "ok" } else { "failed" }.into(),
+                    detail: json!({"reason": "no process left in the containment cgroup", "cgroup": dir}),
+                    containment: Some(c.id.clone()),
+                    run: c.run.clone(),
+                    ..Record::default()
+                });
+            }
+        }
+    }
+
     fn expire(&mut self) {
+        self.retire_empty();
         let now = Clock::unix_now();
         let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()
