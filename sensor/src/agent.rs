@@ -424,6 +424,7 @@ pub async fn run(
     // The responder: its own thread (containment blocks on cgroups and the filesystem), fed
     // by a bounded queue; a full queue refuses (manual: "busy", playbooks: counted).
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<crate::respond::responder::Job>(1024);
+    let deny_hashes = Arc::new(crate::respond::responder::DenyHashes::default());
     let responder = {
         let emit_tx = ctl_tx.clone();
         crate::respond::responder::Responder::open(
@@ -433,6 +434,7 @@ pub async fn run(
                 host_root: opts.host_root.clone(),
                 v2_root: crate::enrich::cgroup_cache::cgroup2_root(&opts.host_root),
                 base_allow: output_destinations(&cfg.outputs),
+                deny_hashes: deny_hashes.clone(),
             },
             Box::new(ProbeKernel(shared.clone())),
             shared.history.clone(),
@@ -569,6 +571,7 @@ pub async fn run(
     let cgroup_root = crate::enrich::cgroup_cache::cgroup2_root(&opts.host_root);
     let pipeline_outputs = outputs.clone();
     let pipeline_playbooks = playbooks.clone();
+    let pipeline_deny_hashes = deny_hashes;
     let trigger_tx = job_tx;
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
@@ -578,6 +581,8 @@ pub async fn run(
             let mut last_health = Instant::now();
             let mut last_save = Instant::now();
             let mut learn_slots = LearnSlots::default();
+            // Hashes of exec'd programs, only while some hash is denied.
+            let mut exe_hashes = crate::ioc::hashes::HashCache::default();
             let mut enforce_slots = EnforceSlots::default();
             loop {
                 // Control first (biased), so a reload takes effect before the next batch.
@@ -646,6 +651,18 @@ pub async fn run(
                             }
                             for alert in out.alerts {
                                 write_alert(&mut alert_log, &outputs, &stats, &alert);
+                            }
+                            if let Some(ev) = &out.event
+                                && pipeline_deny_hashes.any.load(Ordering::Relaxed)
+                            {
+                                check_denied_hash(
+                                    ev,
+                                    &pipeline_deny_hashes,
+                                    &mut exe_hashes,
+                                    &proc_root,
+                                    &trigger_tx,
+                                    &pipe_shared,
+                                );
                             }
                             if let Some(ev) = out.event {
                                 let ev = Arc::new(ev);
@@ -1104,6 +1121,39 @@ fn persist_incidents(path: &std::path::Path, closed: Vec<crate::rules::incidents
 }
 
 /// The one way out for every alert: the local log, then the sinks' queues.
+/// An exec whose program has a denied SHA-256: the responder kills it and denies its inode.
+fn check_denied_hash(
+    ev: &crate::event::Event,
+    deny: &crate::respond::responder::DenyHashes,
+    cache: &mut crate::ioc::hashes::HashCache,
+    proc_root: &std::path::Path,
+    tx: &std::sync::mpsc::SyncSender<crate::respond::responder::Job>,
+    shared: &Shared,
+) {
+    if ev.event.kind != crate::event::Kind::Exec {
+        return;
+    }
+    let Some(exe) = &ev.process.exe else { return };
+    let pid = ev.process.pid;
+    // /proc/<pid>/exe reaches the exact inode even if the path was replaced or deleted.
+    let Some(h) = cache.sha256(&proc_root.join(format!("{pid}/exe"))) else {
+        return;
+    };
+    if !deny.contains(&h) {
+        return;
+    }
+    let job = crate::respond::responder::Job::DeniedHash {
+        pid,
+        start: crate::respond::target::start_ticks(proc_root, pid),
+        exe: (exe.device, exe.inode),
+        sha256: h,
+        event_boot_ns: ev.event.boot_ns,
+    };
+    if tx.try_send(job).is_err() {
+        shared.response_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Hand each playbook this alert fires to the responder (never blocking the pipeline; a
 /// full queue is counted as a loss).
 fn trigger_playbooks(

@@ -292,6 +292,29 @@ impl EventStream {
         }
     }
 
+    /// Like [`EventStream::wait_for`], but on a timeout returns every event seen meanwhile
+    /// (for a failure message that shows what arrived instead).
+    pub fn wait_for_or_seen(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Result<Event, Vec<Event>> {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return Err(seen);
+            };
+            match self.rx.recv_timeout(left) {
+                Ok(Response::Event(ev)) if pred(&ev) => return Ok(*ev),
+                Ok(Response::Event(ev)) => seen.push(*ev),
+                Ok(Response::Lost(n)) => self.lost += n,
+                Ok(_) => {}
+                Err(_) => return Err(seen),
+            }
+        }
+    }
+
     /// Every event until `within` passes with nothing new.
     pub fn drain(&mut self, quiet: Duration) -> Vec<Event> {
         let mut out = Vec::new();

