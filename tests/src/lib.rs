@@ -159,9 +159,13 @@ impl Agent {
                 }
             }
         });
-        // The subscription is registered when the agent has read our request; a status
-        // round trip after it guarantees that ordering.
-        let _ = self.status();
+        // The agent's first line says the subscription is registered: from then on nothing
+        // the test triggers can be missed. (A status round trip on another connection did
+        // not guarantee that: the two connections' handlers run concurrently.)
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Response::Subscribed) => {}
+            other => panic!("subscription not confirmed: {other:?}"),
+        }
         EventStream { rx, lost: 0 }
     }
 

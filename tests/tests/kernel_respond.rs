@@ -400,8 +400,17 @@ fn deny_exec_and_quarantine_round_trip() {
 
     // By hash: a copy with another inode but the same bytes is killed at its first exec (from
     // userspace, once the agent hashed it), then refused by the kernel at the next.
+    // A sleep of its own hash: trailing bytes change the hash, not the program (the VM's
+    // /bin/sleep is busybox, whose plain hash is that of the protected /sbin/init).
     let sleep = dir.path().join("s1");
     std::fs::copy("/bin/sleep", &sleep).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&sleep)
+        .unwrap();
+    f.write_all(format!("\0sensor-test-{}", std::process::id()).as_bytes())
+        .unwrap();
+    drop(f);
     let sum = Command::new("sha256sum").arg(&sleep).output().unwrap();
     let hash = String::from_utf8_lossy(&sum.stdout)
         .split_whitespace()
@@ -411,7 +420,7 @@ fn deny_exec_and_quarantine_round_trip() {
     let out = agent.cli_ok(&["contain", "deny-exec", "--sha256", &hash]);
     let hid = containment_id(&out);
     let copy = dir.path().join("s2");
-    std::fs::copy("/bin/sleep", &copy).unwrap();
+    std::fs::copy(&sleep, &copy).unwrap();
     let start_copy = |secs: &str| {
         // argv[0] "sleep": busybox (the VM's /bin/sleep) picks its applet by name.
         std::os::unix::process::CommandExt::arg0(&mut Command::new(&copy), "sleep")

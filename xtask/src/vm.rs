@@ -94,6 +94,12 @@ const STEPS: &[Step] = &[
         host_skip: None,
     },
     Step {
+        name: "host isolation (root cgroup)",
+        test: None,
+        vm_only_script: Some("vm/tests/host-isolation.sh"),
+        host_skip: Some("tests never attach to this host's root cgroup"),
+    },
+    Step {
         name: "AppArmor load + enforce",
         test: None,
         vm_only_script: Some("vm/tests/apparmor.sh"),

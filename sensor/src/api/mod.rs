@@ -100,6 +100,9 @@ pub enum Response {
     /// The subscriber's queue overflowed: this many events were lost to it since the last
     /// such line.
     Lost(u64),
+    /// A following subscription is registered: every event from here on reaches it. The
+    /// first line of a `follow` answer.
+    Subscribed,
     /// Test alerts handed to the pipeline (their ids).
     TestAlerts(Vec<String>),
     Contain(Box<crate::respond::responder::ContainReply>),

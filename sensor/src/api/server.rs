@@ -159,8 +159,13 @@ async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError
             recent,
             filter,
         } => {
-            // Subscribe before reading history, so nothing falls between the two.
+            // Subscribe before reading history, so nothing falls between the two; say so, so a
+            // client can start what it wants to watch only once it cannot miss it.
             let sub = follow.then(|| ctx.hub.subscribe(filter.clone()));
+            if sub.is_some() {
+                write_line(&mut w, &Response::Subscribed).await?;
+                w.flush().await?;
+            }
             for ev in ctx.hub.recent(recent, &filter) {
                 write_line(&mut w, &Response::Event(Box::new((*ev).clone()))).await?;
             }

@@ -453,6 +453,7 @@ fn events_tail(
             Response::Lost(n) => {
                 eprintln!("sensor: this terminal fell behind; {n} events were not shown");
             }
+            Response::Subscribed => {}
             other => bail!("unexpected response from the agent: {other:?}"),
         }
     }
@@ -508,6 +509,7 @@ fn record(state: &StateDir, args: RecordArgs) -> anyhow::Result<()> {
                 events += 1;
             }
             Ok(Ok(Response::Lost(n))) => lost += n,
+            Ok(Ok(Response::Subscribed)) => {}
             Ok(Ok(other)) => bail!("unexpected response from the agent: {other:?}"),
             Ok(Err(e)) => return Err(e.into()),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
