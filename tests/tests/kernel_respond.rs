@@ -822,3 +822,52 @@ fn encrypted_evidence_verifies_and_hides_its_contents() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn v1_freezer_cgroup_freeze_and_thaw() {
+    if !require_root("v1_freezer_cgroup_freeze_and_thaw") {
+        return;
+    }
+    let v1 = Path::new("/sys/fs/cgroup/freezer");
+    if !v1.join("freezer.state").exists() && !v1.join("cgroup.procs").exists() {
+        eprintln!(
+            "SKIP v1_freezer_cgroup_freeze_and_thaw: no cgroup v1 freezer hierarchy on this host (pure cgroup v2)"
+        );
+        return;
+    }
+    let agent = Agent::start(None);
+    let cg = v1.join(format!("sensor-test-v1-{}", std::process::id()));
+    std::fs::create_dir_all(&cg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && while :; do echo x >> {}; sleep 0.02; done",
+            cg.display(),
+            ticks.display()
+        ))
+        .spawn()
+        .unwrap();
+    assert!(wait_until(WAIT, || file_len(&ticks) > 10));
+    let out = agent.cli_ok(&["contain", "freeze", "--cgroup", cg.to_str().unwrap()]);
+    let id = containment_id(&out);
+    assert_eq!(
+        std::fs::read_to_string(cg.join("freezer.state"))
+            .unwrap()
+            .trim(),
+        "FROZEN"
+    );
+    let at = file_len(&ticks);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(file_len(&ticks), at, "the v1-frozen writer kept writing");
+    agent.cli_ok(&["release", &id]);
+    assert!(wait_until(WAIT, || file_len(&ticks) > at), "not thawed");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        wait_until(WAIT, || std::fs::remove_dir(&cg).is_ok()),
+        "cannot remove {}",
+        cg.display()
+    );
+}
