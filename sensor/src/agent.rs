@@ -144,28 +144,16 @@ fn output_destinations(outputs: &[crate::output::OutputConfig]) -> Vec<(std::net
     use std::net::ToSocketAddrs;
     let mut out = Vec::new();
     for o in outputs {
-        let hostport = match (&o.address, &o.url) {
-            (Some(a), _) => Some(a.clone()),
-            (None, Some(u)) => {
-                let (scheme, rest) = u.split_once("://").unwrap_or(("https", u));
-                let authority = rest.split('/').next().unwrap_or("");
-                let authority = authority.rsplit('@').next().unwrap_or(authority);
-                let default = if scheme == "http" { 80 } else { 443 };
-                Some(
-                    if authority
-                        .rsplit_once(':')
-                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-                    {
-                        authority.to_owned()
-                    } else {
-                        format!("{authority}:{default}")
-                    },
-                )
-            }
+        // Parsed as the sinks parse them (their config check already accepted them).
+        let target = match (&o.address, &o.url) {
+            (Some(a), _) => crate::output::transport::split_address(a),
+            (None, Some(u)) => crate::output::http::Url::parse(u)
+                .ok()
+                .map(|u| (u.host, u.port)),
             _ => None,
         };
-        if let Some(hp) = hostport
-            && let Ok(addrs) = hp.to_socket_addrs()
+        if let Some((host, port)) = target
+            && let Ok(addrs) = (host.as_str(), port).to_socket_addrs()
         {
             out.extend(addrs.map(|a| (a.ip(), a.port())));
         }
@@ -176,6 +164,14 @@ fn output_destinations(outputs: &[crate::output::OutputConfig]) -> Vec<(std::net
 impl Shared {
     fn losses(&self) -> LossSnapshot {
         let counters = self.probes.lock().map(|p| p.counters()).unwrap_or_default();
+        self.losses_with(&counters)
+    }
+
+    /// Losses, from kernel counters the caller already read.
+    fn losses_with(
+        &self,
+        counters: &BTreeMap<probes::decode::Kind, probes::KindCounters>,
+    ) -> LossSnapshot {
         LossSnapshot {
             kernel_dropped: counters
                 .iter()
@@ -199,10 +195,17 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         .map(|k| (k.as_str().to_owned(), s.received(*k)))
         .collect::<BTreeMap<_, _>>();
     let latency = s.alert_latency_ms();
-    let (report, kernel) = shared
+    // One lock for everything the status reads from the probes.
+    let (report, kernel, contain) = shared
         .probes
         .lock()
-        .map(|p| (p.report.clone(), p.counters()))
+        .map(|p| {
+            (
+                p.report.clone(),
+                p.counters(),
+                p.contain_counts().unwrap_or_default(),
+            )
+        })
         .unwrap_or_default();
     StatusReport {
         version: env!("CARGO_PKG_VERSION").into(),
@@ -220,7 +223,7 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         received,
         reader_records: s.reader.records.load(Ordering::Relaxed),
         reader_bytes: s.reader.bytes.load(Ordering::Relaxed),
-        losses: shared.losses(),
+        losses: shared.losses_with(&kernel),
         process_table_len: s.process_table_len.load(Ordering::Relaxed),
         process_table_evictions: s.process_table_evictions.load(Ordering::Relaxed),
         cgroups_known: s.cgroups_known.load(Ordering::Relaxed),
@@ -248,12 +251,7 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
                 r.history_processes_evicted = h.processes_evicted;
             }
             r.counters.triggers_dropped = shared.response_dropped.load(Ordering::Relaxed);
-            r.kernel = shared
-                .probes
-                .lock()
-                .ok()
-                .and_then(|p| p.contain_counts().ok())
-                .unwrap_or_default();
+            r.kernel = contain;
             r
         },
     }

@@ -335,6 +335,13 @@ fn parse_stat(raw: &[u8]) -> Option<StatFields> {
     })
 }
 
+/// Parent pid and start time (clock ticks since boot) of `<proc_dir>/stat`, through the same
+/// parser as [`ProcFs::snapshot`].
+pub fn stat_ppid_start(proc_dir: &Path) -> Option<(u32, u64)> {
+    let raw = fs::read(proc_dir.join("stat")).ok()?;
+    parse_stat(&raw).map(|s| (s.ppid, s.start_time_ticks))
+}
+
 /// `Uid:`/`Gid:` lines are "real effective saved fs".
 fn parse_status_ids(status: &str) -> Option<Ids> {
     let mut uids = None;

@@ -26,8 +26,32 @@ pub struct HashCache {
     pub skipped: u64,
 }
 
-pub fn hex(h: &[u8; 32]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
+/// Lowercase hex of any bytes (hashes, keys, signatures).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// SHA-256 and length of a whole file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((hasher.finalize().into(), len))
 }
 
 impl HashCache {
@@ -49,17 +73,7 @@ impl HashCache {
             self.skipped += 1;
             return None;
         }
-        let mut f = std::fs::File::open(path).ok()?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = f.read(&mut buf).ok()?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        let h: [u8; 32] = hasher.finalize().into();
+        let (h, _) = sha256_file(path).ok()?;
         if self.cache.len() >= MAX_CACHED {
             self.cache.clear();
         }

@@ -52,8 +52,9 @@ pub struct IocSet {
     pub ips: Vec<IpIndicator>,
 }
 
-fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
+pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    // from_str_radix alone would take a sign (`+f`).
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];

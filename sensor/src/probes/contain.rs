@@ -2,7 +2,7 @@
 //! isolation programs' links on isolated cgroups.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap},
     net::IpAddr,
     path::Path,
 };
@@ -66,48 +66,27 @@ pub fn allow_key(ip: IpAddr, port: u16) -> ConnectAllowKey {
 impl Probes {
     /// Make the kernel's exec deny list exactly `entries` (device, inode).
     pub fn set_deny_exec(&mut self, entries: &[(u32, u64)]) -> Result<(), ProbeError> {
-        let mut map = self.hash_map::<DenyExecKey, u32>(MAP_DENY_EXEC)?;
-        let want: HashSet<DenyExecKey> = entries
+        let want: HashMap<DenyExecKey, u32> = entries
             .iter()
-            .map(|(dev, ino)| DenyExecKey {
-                dev: *dev,
-                _pad: 0,
-                ino: *ino,
+            .map(|(dev, ino)| {
+                let key = DenyExecKey {
+                    dev: *dev,
+                    _pad: 0,
+                    ino: *ino,
+                };
+                (key, 1)
             })
             .collect();
-        for k in &want {
-            map.insert(k, 1, 0).map_err(map_err(MAP_DENY_EXEC))?;
-        }
-        let stale: Vec<DenyExecKey> = map
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !want.contains(k))
-            .collect();
-        for k in stale {
-            let _ = map.remove(&k);
-        }
-        Ok(())
+        self.sync_map(MAP_DENY_EXEC, &want)
     }
 
     /// Make the isolation allow-list exactly `entries` (port 0: every port).
     pub fn set_isolate_allow(&mut self, entries: &[(IpAddr, u16)]) -> Result<(), ProbeError> {
-        let mut map = self.hash_map::<ConnectAllowKey, u8>(MAP_ISOLATE_ALLOW)?;
-        let want: HashSet<ConnectAllowKey> = entries
+        let want: HashMap<ConnectAllowKey, u8> = entries
             .iter()
-            .map(|(ip, port)| allow_key(*ip, *port))
+            .map(|(ip, port)| (allow_key(*ip, *port), 1))
             .collect();
-        for k in &want {
-            map.insert(k, 1, 0).map_err(map_err(MAP_ISOLATE_ALLOW))?;
-        }
-        let stale: Vec<ConnectAllowKey> = map
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !want.contains(k))
-            .collect();
-        for k in stale {
-            let _ = map.remove(&k);
-        }
-        Ok(())
+        self.sync_map(MAP_ISOLATE_ALLOW, &want)
     }
 
     /// Attach the isolation programs to the cgroup at `dir` (a directory of the cgroup v2

@@ -56,101 +56,63 @@ impl Probes {
     ) -> Result<HashMap<u32, EnforceCounts>, ProbeError> {
         // Allow-lists first, then the cgroups that point at them: a cgroup never meets an
         // empty list mid-update.
-        {
-            let mut exec = self.hash_map::<ExecAllowKey, u8>(MAP_EXEC_ALLOW)?;
-            let want: HashSet<ExecAllowKey> = policies
-                .iter()
-                .flat_map(|p| {
-                    p.exec_allow.iter().map(move |(dev, ino)| ExecAllowKey {
+        let exec: HashMap<ExecAllowKey, u8> = policies
+            .iter()
+            .flat_map(|p| {
+                p.exec_allow.iter().map(move |(dev, ino)| {
+                    let key = ExecAllowKey {
                         policy: p.id,
                         dev: *dev,
                         ino: *ino,
-                    })
+                    };
+                    (key, 1)
                 })
-                .collect();
-            for k in &want {
-                exec.insert(k, 1, 0).map_err(map_err(MAP_EXEC_ALLOW))?;
-            }
-            let stale: Vec<ExecAllowKey> = exec
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|k| !want.contains(k))
-                .collect();
-            for k in stale {
-                let _ = exec.remove(&k);
-            }
-        }
-        {
-            let mut conn = self.hash_map::<ConnectAllowKey, u8>(MAP_CONNECT_ALLOW)?;
-            let want: HashSet<ConnectAllowKey> = policies
-                .iter()
-                .flat_map(|p| {
-                    p.connect_allow.iter().map(move |(ip, port)| {
-                        let mut bytes = [0u8; 16];
-                        let family = match ip {
-                            IpAddr::V4(a) => {
-                                bytes[..4].copy_from_slice(&a.octets());
-                                4
-                            }
-                            IpAddr::V6(a) => {
-                                bytes = a.octets();
-                                6
-                            }
-                        };
-                        ConnectAllowKey {
-                            policy: p.id,
-                            port: *port,
-                            family,
-                            ip: bytes,
+            })
+            .collect();
+        self.sync_map(MAP_EXEC_ALLOW, &exec)?;
+        let connect: HashMap<ConnectAllowKey, u8> = policies
+            .iter()
+            .flat_map(|p| {
+                p.connect_allow.iter().map(move |(ip, port)| {
+                    let mut bytes = [0u8; 16];
+                    let family = match ip {
+                        IpAddr::V4(a) => {
+                            bytes[..4].copy_from_slice(&a.octets());
+                            4
                         }
-                    })
+                        IpAddr::V6(a) => {
+                            bytes = a.octets();
+                            6
+                        }
+                    };
+                    let key = ConnectAllowKey {
+                        policy: p.id,
+                        port: *port,
+                        family,
+                        ip: bytes,
+                    };
+                    (key, 1)
                 })
-                .collect();
-            for k in &want {
-                conn.insert(k, 1, 0).map_err(map_err(MAP_CONNECT_ALLOW))?;
-            }
-            let stale: Vec<ConnectAllowKey> = conn
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|k| !want.contains(k))
-                .collect();
-            for k in stale {
-                let _ = conn.remove(&k);
-            }
-        }
-        {
-            let mut cgroups = self.hash_map::<u64, EnforcePolicy>(MAP_ENFORCE_CGROUPS)?;
-            let want: HashMap<u64, EnforcePolicy> = policies
-                .iter()
-                .flat_map(|p| {
-                    let flags = ENF_FLAG_EXEC
-                        | ENF_FLAG_CONNECT
-                        | if p.shadow { ENF_FLAG_SHADOW } else { 0 };
-                    p.cgroups.iter().map(move |(id, _)| {
-                        (
-                            *id,
-                            EnforcePolicy {
-                                policy: p.id,
-                                flags,
-                            },
-                        )
-                    })
+            })
+            .collect();
+        self.sync_map(MAP_CONNECT_ALLOW, &connect)?;
+        let cgroups: HashMap<u64, EnforcePolicy> = policies
+            .iter()
+            .flat_map(|p| {
+                let flags =
+                    ENF_FLAG_EXEC | ENF_FLAG_CONNECT | if p.shadow { ENF_FLAG_SHADOW } else { 0 };
+                p.cgroups.iter().map(move |(id, _)| {
+                    (
+                        *id,
+                        EnforcePolicy {
+                            policy: p.id,
+                            flags,
+                        },
+                    )
                 })
-                .collect();
-            for (k, v) in &want {
-                cgroups
-                    .insert(k, v, 0)
-                    .map_err(map_err(MAP_ENFORCE_CGROUPS))?;
-            }
-            let stale: Vec<u64> = cgroups
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|k| !want.contains_key(k))
-                .collect();
-            for k in stale {
-                let _ = cgroups.remove(&k);
-            }
-        }
+            })
+            .collect();
+        self.sync_map(MAP_ENFORCE_CGROUPS, &cgroups)?;
         // With BPF LSM the connect hook is in the LSM program; no cgroup programs then.
         let paths: HashSet<String> = if self.lsm.is_ok() {
             HashSet::new()

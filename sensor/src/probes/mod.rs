@@ -159,6 +159,32 @@ impl Probes {
     ) -> Result<aya::maps::HashMap<&mut MapData, K, V>, ProbeError> {
         aya::maps::HashMap::try_from(self.map_named(name)?).map_err(map_err(name))
     }
+
+    /// Make the hash map `name` hold exactly `want`: new entries first, stale ones removed
+    /// after, so a reader never meets a half-emptied map.
+    fn sync_map<K, V>(
+        &mut self,
+        name: &'static str,
+        want: &std::collections::HashMap<K, V>,
+    ) -> Result<(), ProbeError>
+    where
+        K: aya::Pod + Eq + std::hash::Hash,
+        V: aya::Pod,
+    {
+        let mut map = self.hash_map::<K, V>(name)?;
+        for (k, v) in want {
+            map.insert(k, v, 0).map_err(map_err(name))?;
+        }
+        let stale: Vec<K> = map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !want.contains_key(k))
+            .collect();
+        for k in stale {
+            let _ = map.remove(&k);
+        }
+        Ok(())
+    }
 }
 
 /// Where a program attaches, derived from its name.

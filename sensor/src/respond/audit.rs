@@ -74,7 +74,7 @@ pub struct Audit {
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 fn hash_line(line: &[u8]) -> String {
-    super::quarantine::hex(&Sha256::digest(line))
+    crate::ioc::hashes::hex(&Sha256::digest(line))
 }
 
 impl Audit {

@@ -195,7 +195,6 @@ pub fn collect(
         }
         net.insert(pid.to_string(), sockets_of(&host, *pid));
     }
-    let pretty = |v: &dyn erased::Ser| v.to_pretty();
     w.add("process-tree.json", "process-tree", &pretty(&tree))?;
     w.add("environment.json", "environment", &pretty(&environ))?;
     w.add("open-files.json", "open-files", &pretty(&files))?;
@@ -270,17 +269,9 @@ pub fn timeline(req: &Request<'_>) -> Vec<Value> {
     t.into_iter().map(|(_, v)| v).collect()
 }
 
-/// Pretty JSON of anything serializable, without generics at each call site.
-mod erased {
-    pub trait Ser {
-        fn to_pretty(&self) -> Vec<u8>;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_pretty(&self) -> Vec<u8> {
-            serde_json::to_vec_pretty(self)
-                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}").into_bytes())
-        }
-    }
+/// Pretty JSON of an item (an error object in its place if it cannot be serialized).
+fn pretty<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}").into_bytes())
 }
 
 #[cfg(test)]

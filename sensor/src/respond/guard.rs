@@ -93,6 +93,17 @@ impl Guard {
 
     /// Check one process; returns its start time.
     pub fn check_pid(&self, pid: u32, start: Option<u64>) -> Result<u64, Refusal> {
+        let ancestors = target::ancestors(self.procfs.root(), self.self_pid);
+        self.check_pid_among(pid, start, &ancestors)
+    }
+
+    /// [`Guard::check_pid`] with the sensor's ancestors already read.
+    fn check_pid_among(
+        &self,
+        pid: u32,
+        start: Option<u64>,
+        sensor_ancestors: &[u32],
+    ) -> Result<u64, Refusal> {
         if pid <= 1 {
             return Err(Refusal::Init(pid));
         }
@@ -115,7 +126,7 @@ impl Guard {
         if pid == 2 || snap.ppid == 2 || (snap.exe.is_none() && snap.args.is_empty()) {
             return Err(Refusal::KernelThread(pid));
         }
-        if target::ancestors(self.procfs.root(), self.self_pid).contains(&pid) {
+        if sensor_ancestors.contains(&pid) {
             return Err(Refusal::SensorAncestor {
                 pid,
                 comm: snap.comm,
@@ -135,8 +146,9 @@ impl Guard {
 
     /// Every process must pass; the first refusal wins (nothing is acted on).
     pub fn check_pids(&self, pids: &[u32]) -> Result<(), Refusal> {
+        let ancestors = target::ancestors(self.procfs.root(), self.self_pid);
         for pid in pids {
-            match self.check_pid(*pid, None) {
+            match self.check_pid_among(*pid, None, &ancestors) {
                 // Gone between listing and checking: nothing to protect.
                 Err(Refusal::NoSuchProcess(_)) => {}
                 other => {

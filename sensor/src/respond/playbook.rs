@@ -610,23 +610,19 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Playbook>, Vec<PlaybookError>
 /// Every playbook under `paths` (files, or directories of *.yaml / *.yml), ids unique
 /// across files.
 pub fn load(paths: &[std::path::PathBuf]) -> Result<Vec<Playbook>, Vec<PlaybookError>> {
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut found: Vec<_> = std::fs::read_dir(p)
-                .map(|rd| {
-                    rd.filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(p.clone());
-        }
-    }
+    // The same expansion as rule files: *.yaml / *.yml of each directory, sorted.
+    let files = crate::detect::ruleset::rule_files(paths).map_err(|e| {
+        vec![PlaybookError {
+            file: paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            line: 1,
+            column: 1,
+            message: e.to_string(),
+        }]
+    })?;
     let mut all: Vec<Playbook> = Vec::new();
     let mut errors = Vec::new();
     for f in files {

@@ -3,13 +3,12 @@
 //! times at the same path.
 
 use std::{
-    io::{Read, Write},
+    io::Write,
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
@@ -60,24 +59,10 @@ pub struct Record {
     pub quarantined_at: String,
 }
 
+/// Hex SHA-256 and length of a file.
 pub fn sha256_file(path: &Path) -> Result<(String, u64), QuarantineError> {
-    let mut f = std::fs::File::open(path).map_err(io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(io(path))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((hex(&h.finalize()), n))
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    let (h, n) = crate::ioc::hashes::sha256_file(path).map_err(io(path))?;
+    Ok((crate::ioc::hashes::hex(&h), n))
 }
 
 fn ns(secs: i64, nsec: i64) -> i128 {

@@ -3,7 +3,7 @@
 //! guards in front and the audit trail behind every action.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     net::IpAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
@@ -150,6 +150,28 @@ pub struct Containment {
     pub hash_inodes: Vec<(u32, u64)>,
 }
 
+impl Containment {
+    /// A containment made now, with nothing kind-specific set yet.
+    fn new(id: &str, kind: Kind, target: String, actor: &str, run: Option<String>) -> Containment {
+        Containment {
+            id: id.to_owned(),
+            kind,
+            target,
+            created: now_text(),
+            actor: actor.to_owned(),
+            run,
+            cgroup: None,
+            moved: Vec::new(),
+            created_cgroup: false,
+            allow: Vec::new(),
+            exe: None,
+            sha256: None,
+            path: None,
+            hash_inodes: Vec::new(),
+        }
+    }
+}
+
 /// Hashes denied by `deny-exec --sha256`, shared with the pipeline thread, which hashes each
 /// exec'd program only while the set is not empty.
 #[derive(Default)]
@@ -164,17 +186,10 @@ impl DenyHashes {
     }
 }
 
-/// Parse 64 hex digits.
+/// Parse 64 hex digits (the IOC parser's rule), with an error that says so.
 pub fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
     let s = s.trim();
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("`{s}` is not a SHA-256 (64 hex digits)"));
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
+    crate::ioc::parse_hex32(s).ok_or_else(|| format!("`{s}` is not a SHA-256 (64 hex digits)"))
 }
 
 /// Processes moved (pid, original cgroup v2 path).
@@ -191,8 +206,9 @@ pub struct Pending {
     pub incident: Option<String>,
     pub steps: Vec<String>,
     pub expires_unix: i64,
+    /// What runs on approval: the playbook and its trigger.
     #[serde(skip)]
-    pub ctx: Option<Box<RunContext>>,
+    pub work: Option<(Arc<Playbook>, Box<RunContext>)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -290,9 +306,6 @@ pub struct Responder {
     v2_root: Option<PathBuf>,
     active: Vec<Containment>,
     pending: Vec<Pending>,
-    pending_playbooks: PendingPlaybooks,
-    /// Containments made by each run, in order (for rollback).
-    runs: HashMap<String, Vec<String>>,
     /// (playbook, incident, pid) → when it last ran.
     ran: HashMap<String, Instant>,
     history: Arc<Mutex<History>>,
@@ -365,8 +378,6 @@ impl Responder {
             v2_root: opts.v2_root,
             active,
             pending: Vec::new(),
-            pending_playbooks: PendingPlaybooks::new(),
-            runs: HashMap::new(),
             ran: HashMap::new(),
             history,
             keys: None,
@@ -459,7 +470,7 @@ impl Responder {
         sha: [u8; 32],
         boot_ns: u64,
     ) {
-        let hex = quarantine::hex(&sha);
+        let hex = crate::ioc::hashes::hex(&sha);
         let Some(pos) = self.active.iter().position(|c| {
             c.kind == Kind::DenyExec && c.exe.is_none() && c.sha256.as_deref() == Some(hex.as_str())
         }) else {
@@ -786,9 +797,6 @@ impl Responder {
             ),
             None => (None, None, None),
         };
-        if let (Some(run), Some(id)) = (&run, &containment) {
-            self.runs.entry(run.clone()).or_default().push(id.clone());
-        }
         self.audit_write(Record {
             actor: actor.to_owned(),
             action: action.to_owned(),
@@ -1053,20 +1061,16 @@ impl Responder {
                         "freeze_ms": started.elapsed().as_secs_f64() * 1e3,
                     }),
                     containment: Some(Box::new(Containment {
-                        id,
-                        kind: Kind::Freeze,
-                        target: target.to_string(),
-                        created: now_text(),
-                        actor: actor.to_owned(),
-                        run: ctx.map(|(r, _)| r.to_owned()),
                         cgroup: Some(dir.display().to_string()),
                         moved,
                         created_cgroup: created,
-                        allow: Vec::new(),
-                        exe: None,
-                        sha256: None,
-                        path: None,
-                        hash_inodes: Vec::new(),
+                        ..Containment::new(
+                            &id,
+                            Kind::Freeze,
+                            target.to_string(),
+                            actor,
+                            ctx.map(|(r, _)| r.to_owned()),
+                        )
                     })),
                 }
             }
@@ -1128,20 +1132,17 @@ impl Responder {
         };
         let id = short_id("iso");
         let c = Containment {
-            id: id.clone(),
-            kind: Kind::Isolate,
-            target: target.to_string(),
-            created: now_text(),
-            actor: actor.to_owned(),
-            run: ctx.map(|(r, _)| r.to_owned()),
             cgroup: Some(dir.display().to_string()),
             moved: moved.clone(),
             created_cgroup: created,
             allow: allow.clone(),
-            exe: None,
-            sha256: None,
-            path: None,
-            hash_inodes: Vec::new(),
+            ..Containment::new(
+                &id,
+                Kind::Isolate,
+                target.to_string(),
+                actor,
+                ctx.map(|(r, _)| r.to_owned()),
+            )
         };
         // Allow-list first: the isolated cgroup never meets a list without its exceptions.
         self.active.push(c.clone());
@@ -1205,20 +1206,16 @@ impl Responder {
         }
         let id = short_id("deny");
         let c = Containment {
-            id: id.clone(),
-            kind: Kind::DenyExec,
-            target: canon.display().to_string(),
-            created: now_text(),
-            actor: actor.to_owned(),
-            run: ctx.map(|(r, _)| r.to_owned()),
-            cgroup: None,
-            moved: Vec::new(),
-            created_cgroup: false,
-            allow: Vec::new(),
             exe: Some(key),
             sha256: sha.clone(),
             path: Some(canon.display().to_string()),
-            hash_inodes: Vec::new(),
+            ..Containment::new(
+                &id,
+                Kind::DenyExec,
+                canon.display().to_string(),
+                actor,
+                ctx.map(|(r, _)| r.to_owned()),
+            )
         };
         self.active.push(c.clone());
         let r = self.sync_deny();
@@ -1235,7 +1232,7 @@ impl Responder {
 
     fn act_deny_hash(&mut self, sha: &str, dry: bool, actor: &str) -> Outcome {
         let h = match parse_sha256(sha) {
-            Ok(h) => quarantine::hex(&h),
+            Ok(h) => crate::ioc::hashes::hex(&h),
             Err(e) => return Outcome::Refused(e),
         };
         // A protected program's hash is refused like the program itself.
@@ -1265,20 +1262,8 @@ impl Responder {
         }
         let id = short_id("deny");
         let c = Containment {
-            id: id.clone(),
-            kind: Kind::DenyExec,
-            target: format!("sha256:{h}"),
-            created: now_text(),
-            actor: actor.to_owned(),
-            run: None,
-            cgroup: None,
-            moved: Vec::new(),
-            created_cgroup: false,
-            allow: Vec::new(),
-            exe: None,
             sha256: Some(h.clone()),
-            path: None,
-            hash_inodes: Vec::new(),
+            ..Containment::new(&id, Kind::DenyExec, format!("sha256:{h}"), actor, None)
         };
         self.active.push(c.clone());
         let r = self.sync_deny();
@@ -1320,20 +1305,16 @@ impl Responder {
                 message: format!("quarantined {} ({id})", canon.display()),
                 detail: serde_json::to_value(&rec).unwrap_or_default(),
                 containment: Some(Box::new(Containment {
-                    id,
-                    kind: Kind::Quarantine,
-                    target: canon.display().to_string(),
-                    created: now_text(),
-                    actor: actor.to_owned(),
-                    run: ctx.map(|(r, _)| r.to_owned()),
-                    cgroup: None,
-                    moved: Vec::new(),
-                    created_cgroup: false,
-                    allow: Vec::new(),
                     exe: Some((kernel_dev(rec.dev), rec.ino)),
                     sha256: Some(rec.sha256),
                     path: Some(rec.original_path),
-                    hash_inodes: Vec::new(),
+                    ..Containment::new(
+                        &id,
+                        Kind::Quarantine,
+                        canon.display().to_string(),
+                        actor,
+                        ctx.map(|(r, _)| r.to_owned()),
+                    )
                 })),
             },
             Err(e) => Outcome::Failed(e.to_string()),
@@ -1500,7 +1481,7 @@ impl Responder {
     }
 
     /// A playbook fired.
-    fn trigger(&mut self, pb: &Playbook, ctx: RunContext) {
+    fn trigger(&mut self, pb: &Arc<Playbook>, ctx: RunContext) {
         // Once per playbook, incident and process: several alerts on one process run it
         // once, a new process of the same incident gets its own run.
         let key = format!(
@@ -1564,16 +1545,8 @@ impl Responder {
                     incident: ctx.incident.clone(),
                     steps,
                     expires_unix: expires,
-                    ctx: Some(Box::new(ctx.clone())),
+                    work: Some((pb.clone(), Box::new(ctx))),
                 });
-                // The playbook travels with the pending run.
-                let _ = self.pending_playbooks.insert(
-                    self.pending
-                        .last()
-                        .map(|p| p.run.clone())
-                        .unwrap_or_default(),
-                    pb.clone(),
-                );
             }
             Mode::DryRun | Mode::Auto => {
                 self.execute(pb, &ctx, &run, pb.mode.as_str(), &actor);
@@ -1585,11 +1558,10 @@ impl Responder {
         let Some(pos) = self.pending.iter().position(|p| p.run == run) else {
             return ContainReply::Refused(format!("no run `{run}` waits for approval"));
         };
-        let p = self.pending.remove(pos);
-        let Some(pb) = self.pending_playbooks.remove(run) else {
+        let mut p = self.pending.remove(pos);
+        let Some((pb, ctx)) = p.work.take() else {
             return ContainReply::Failed(format!("run `{run}` lost its playbook"));
         };
-        let ctx = p.ctx.map(|c| *c).unwrap_or_default();
         self.audit_write(Record {
             actor: actor.to_owned(),
             action: "approve".into(),
@@ -1819,9 +1791,6 @@ fn pidfd_kill(pid: u32) -> std::io::Result<()> {
     unsafe { libc::close(fd) };
     if r < 0 { Err(err) } else { Ok(()) }
 }
-
-/// Map for approvals: BTreeMap keeps the listing stable.
-type PendingPlaybooks = BTreeMap<String, Playbook>;
 
 #[cfg(test)]
 mod tests {

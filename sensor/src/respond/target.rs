@@ -7,7 +7,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::enrich::procfs::ProcFs;
+use crate::enrich::procfs::{ProcFs, stat_ppid_start};
 
 /// The subject of a containment action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,19 +78,12 @@ pub fn tree(procfs: &ProcFs, pid: u32) -> Vec<u32> {
 /// The parent pid from `/proc/<pid>/stat` (the field after the last `)`: comm may hold any
 /// byte, including `)`).
 pub fn ppid_of(root: &Path, pid: u32) -> Option<u32> {
-    let raw = std::fs::read(root.join(format!("proc/{pid}/stat"))).ok()?;
-    let close = raw.iter().rposition(|b| *b == b')')?;
-    let rest = std::str::from_utf8(raw.get(close + 1..)?).ok()?;
-    rest.split_ascii_whitespace().nth(1)?.parse().ok()
+    stat_ppid_start(&root.join(format!("proc/{pid}"))).map(|(ppid, _)| ppid)
 }
 
 /// Start time (clock ticks since boot, stat field 22) of `<proc_root>/<pid>`.
 pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
-    let raw = std::fs::read(proc_root.join(format!("{pid}/stat"))).ok()?;
-    let close = raw.iter().rposition(|b| *b == b')')?;
-    let rest = std::str::from_utf8(raw.get(close + 1..)?).ok()?;
-    // After the comm: state is field 3, starttime field 22.
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+    stat_ppid_start(&proc_root.join(pid.to_string())).map(|(_, start)| start)
 }
 
 /// `pid`'s ancestors, parent first, up to (and including) pid 1.
