@@ -28,6 +28,31 @@ fn bad_arguments_are_usage_errors() {
 
     let o = sensor(&["no-such-command"]);
     assert_eq!(o.status.code(), Some(2));
+
+    // Containment: exactly one target, a file or a hash.
+    for (args, says) in [
+        (
+            vec!["contain", "freeze"],
+            "required arguments were not provided",
+        ),
+        (
+            vec!["contain", "isolate", "--pid", "7", "--tree", "8"],
+            "cannot be used with",
+        ),
+        (
+            vec!["contain", "deny-exec", "/x", "--sha256", "ab"],
+            "cannot be used with",
+        ),
+        (
+            vec!["contain", "deny-exec"],
+            "required arguments were not provided",
+        ),
+        (vec!["contain", "kill", "--pid", "x3"], "invalid value"),
+    ] {
+        let o = sensor(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
 }
 
 #[test]
@@ -37,6 +62,8 @@ fn no_agent_running_is_a_clear_error() {
     for args in [
         vec!["--state-dir", state, "status"],
         vec!["--state-dir", state, "events", "tail"],
+        vec!["--state-dir", state, "contain", "freeze", "--pid", "5"],
+        vec!["--state-dir", state, "release", "frz-1"],
     ] {
         let o = sensor(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");

@@ -169,4 +169,50 @@ mod tests {
         };
         assert_eq!(bad.validate().unwrap_err().0, "respond.isolation_allow");
     }
+
+    #[test]
+    fn every_bad_respond_key_is_named_in_the_config_error() {
+        let base = crate::config::DEFAULT_TOML;
+        for (from, to, key) in [
+            (
+                "history_per_process = 128",
+                "history_per_process = 0",
+                "respond.history_per_process",
+            ),
+            (
+                "history_processes = 4096",
+                "history_processes = 0",
+                "respond.history_processes",
+            ),
+            (
+                "max_actions_per_minute = 20",
+                "max_actions_per_minute = 0",
+                "respond.max_actions_per_minute",
+            ),
+            (
+                "protected_paths = []",
+                "protected_paths = [\"relative/path\"]",
+                "respond.protected_paths",
+            ),
+            (
+                "isolation_allow = []",
+                "isolation_allow = [\"10.0.0.1:0\"]",
+                "respond.isolation_allow",
+            ),
+        ] {
+            assert!(base.contains(from), "{from}");
+            let e = crate::config::Config::parse(&base.replace(from, to), "s.toml").unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!("s.toml: {key}: ")),
+                "{e}"
+            );
+        }
+        // An unknown key in [respond] is located like any other.
+        let e = crate::config::Config::parse(
+            &base.replace("[respond]", "[respond]\nplaybook = []"),
+            "s.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `playbook`"), "{e}");
+    }
 }
