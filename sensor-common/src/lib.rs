@@ -147,6 +147,23 @@ pub struct DenyExecKey {
 const _: () = assert!(core::mem::size_of::<DenyExecKey>() == 16);
 
 /// Name of the load-time configuration global.
+// Self-protection (`guard`): signals to the agent reported, and refused with ptrace where BPF
+// LSM loads.
+pub const MAP_GUARD_THREADS: &str = "GUARD_THREADS";
+pub const MAP_GUARD: &str = "GUARD";
+pub const MAP_GUARD_STATS: &str = "GUARD_STATS";
+pub const PROG_GUARD_SIGNAL: &str = "signal_generate";
+pub const PROG_GUARD_TASK_KILL: &str = "guard_task_kill";
+pub const PROG_GUARD_PTRACE: &str = "guard_ptrace";
+pub const GUARD_MAX_THREADS: u32 = 4096;
+/// `GUARD` slots: 1 when refusing is on; the tgid of the process that started the agent.
+pub const GUARD_DENY: u32 = 0;
+pub const GUARD_SUPERVISOR: u32 = 1;
+pub const GUARD_SLOTS: u32 = 2;
+pub const GUARD_SIGNALS_DENIED: u32 = 0;
+pub const GUARD_PTRACE_DENIED: u32 = 1;
+pub const GUARD_COUNTERS: u32 = 2;
+
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
 // ---------------------------------------------------------------------------------------------
@@ -229,6 +246,10 @@ pub const OP_SETNS: u32 = 46;
 pub const OP_BPF: u32 = 47;
 pub const OP_CHROOT: u32 = 48;
 pub const OP_PIVOT_ROOT: u32 = 49;
+
+/// A signal sent to the agent by another process (`signal/signal_generate`): args are
+/// signal, target thread, group flag, si_code; `ret` is the tracepoint's result code.
+pub const OP_SIGNAL: u32 = 50;
 
 /// The kind an operation is counted under.
 #[inline(always)]

@@ -6,7 +6,7 @@
 //!
 //! Layout: `common` (config, counters, headers, output), `process` (exec/fork/exit),
 //! `syscalls` (the enter/exit pairs of file, network and privilege syscalls), `learn`
-//! (syscall sets of learning workloads).
+//! (syscall sets of learning workloads), `guard` (self-protection).
 #![no_std]
 // Atomic OR on map memory (BPF_ATOMIC); core's AtomicU64 has no RMW on the BPF target.
 #![allow(internal_features)]
@@ -16,6 +16,7 @@
 mod common;
 mod contain;
 mod enforce;
+mod guard;
 mod learn;
 mod process;
 mod syscalls;

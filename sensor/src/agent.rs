@@ -89,6 +89,8 @@ pub struct RunOptions {
     pub mode: Mode,
     /// Root of the host filesystem (/proc, /sys, /etc/passwd are read under it).
     pub host_root: PathBuf,
+    /// The config file, if one was given (guarded against modification).
+    pub config_path: Option<PathBuf>,
 }
 
 /// Everything the health check and status need from the running probes.
@@ -106,6 +108,75 @@ struct Shared {
     history: Arc<Mutex<crate::respond::history::History>>,
     /// Playbook triggers the responder's queue refused.
     response_dropped: std::sync::atomic::AtomicU64,
+    /// Capabilities, refusal and guarded files; counters are read at status time.
+    self_protection: Mutex<api::SelfProtectionStatus>,
+    /// Unix milliseconds of the pipeline loop's last turn: liveness for /healthz and the
+    /// systemd watchdog.
+    pipeline_beat: Arc<std::sync::atomic::AtomicU64>,
+    ready: std::sync::atomic::AtomicBool,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The pipeline wakes at least once a second; ten without a turn is a stall.
+const STALL_MS: u64 = 10_000;
+
+impl Shared {
+    fn health(&self) -> crate::output::metrics::Health {
+        let beat = self.pipeline_beat.load(Ordering::Relaxed);
+        let live = unix_ms().saturating_sub(beat) < STALL_MS;
+        crate::output::metrics::Health {
+            live,
+            ready: live && self.ready.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Threads of this process other than the main one (the guard's target set).
+fn own_threads() -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .filter(|t| *t != me)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The tamper guard's protected files: the binary, config, rules, IOC lists, playbooks,
+/// state and alert log.
+fn tamper_guard(
+    opts: &RunOptions,
+    supervisor: u32,
+    alert_dir: &std::path::Path,
+) -> crate::tamper::Tamper {
+    let cfg = &opts.config;
+    let mut t = crate::tamper::Tamper::new(std::process::id(), supervisor);
+    if let Ok(exe) = std::fs::read_link("/proc/self/exe") {
+        t.protect(&exe, "sensor binary");
+    }
+    if let Some(p) = &opts.config_path {
+        t.protect(p, "config");
+    }
+    for p in &cfg.rules.paths {
+        t.protect(p, "rules");
+    }
+    for p in &cfg.ioc.paths {
+        t.protect(p, "indicators");
+    }
+    for p in &cfg.respond.playbooks {
+        t.protect(p, "playbooks");
+    }
+    t.protect(alert_dir, "alert log");
+    t.protect(&opts.state_dir.0, "state");
+    t
 }
 
 /// The responder's window on the kernel: the probes' containment maps and programs.
@@ -196,7 +267,7 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
         .collect::<BTreeMap<_, _>>();
     let latency = s.alert_latency_ms();
     // One lock for everything the status reads from the probes.
-    let (report, kernel, contain) = shared
+    let (report, kernel, contain, guard) = shared
         .probes
         .lock()
         .map(|p| {
@@ -204,6 +275,7 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
                 p.report.clone(),
                 p.counters(),
                 p.contain_counts().unwrap_or_default(),
+                p.guard_counts().unwrap_or_default(),
             )
         })
         .unwrap_or_default();
@@ -254,6 +326,23 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
             r.kernel = contain;
             r
         },
+        self_protection: {
+            let mut sp = shared
+                .self_protection
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default();
+            sp.signals_denied = guard.signals_denied;
+            sp.ptrace_denied = guard.ptrace_denied;
+            match crate::host::caps::current() {
+                Ok((caps, uniform)) => {
+                    sp.capabilities = crate::host::caps::names(caps.effective);
+                    sp.threads_uniform = uniform;
+                }
+                Err(error) => sp.capabilities_error = Some(error.to_string()),
+            }
+            sp
+        },
     }
 }
 
@@ -271,8 +360,15 @@ pub async fn run(
             path: opts.state_dir.0.display().to_string(),
             source,
         })?;
+    let alert_dir = match &cfg.alert_log.dir {
+        Some(dir) => {
+            link_alert_dir(&opts.state_dir.alerts(), dir);
+            dir.clone()
+        }
+        None => opts.state_dir.alerts(),
+    };
     let mut alert_log = AlertLog::open(
-        &opts.state_dir.alerts(),
+        &alert_dir,
         RotationPolicy {
             max_bytes: cfg.alert_log.max_bytes,
             max_age: Duration::from_secs(cfg.alert_log.max_age_hours * 3600),
@@ -328,6 +424,16 @@ pub async fn run(
     };
     let (mut probes, ring) = Probes::load(&probe_opts)?;
     probes.set_ioc(&ioc)?;
+    let supervisor = nix::unistd::getppid().as_raw() as u32;
+    let sp = &cfg.self_protection;
+    let refusing = sp.deny_signals && probes.guard_can_deny();
+    probes.guard_configure(refusing, supervisor)?;
+    probes.guard_threads(&own_threads())?;
+    let refusing_reason = match (&probes.guard_lsm, sp.deny_signals) {
+        (_, false) => Some("self_protection.deny_signals = false".to_owned()),
+        (Err(reason), true) => Some(format!("BPF LSM unavailable: {reason}")),
+        (Ok(()), true) => None,
+    };
     tracing::info!(
         attached = probes.report.attached.len(),
         failed = probes.report.failed.len(),
@@ -403,6 +509,15 @@ pub async fn run(
             cfg.respond.history_processes,
         ))),
         response_dropped: std::sync::atomic::AtomicU64::new(0),
+        self_protection: Mutex::new(api::SelfProtectionStatus {
+            refusing,
+            refusing_reason,
+            supervisor_pid: supervisor,
+            heartbeat_secs: cfg.self_protection.heartbeat_secs,
+            ..Default::default()
+        }),
+        pipeline_beat: Arc::new(std::sync::atomic::AtomicU64::new(unix_ms())),
+        ready: std::sync::atomic::AtomicBool::new(false),
     });
     let output_tasks = outputs.start(senders);
     if let Some(error) = &baseline_error {
@@ -520,11 +635,13 @@ pub async fn run(
     let metrics_task = metrics_listener.map(|listener| {
         let (shared, hub, opts, outputs) =
             (shared.clone(), hub.clone(), opts.clone(), outputs.clone());
+        let health_shared = shared.clone();
         tokio::spawn(crate::output::metrics::serve(
             listener,
             Arc::new(move || {
                 crate::output::metrics::render(&status(&shared, &hub, &opts), &outputs)
             }),
+            Arc::new(move || health_shared.health()),
         ))
     });
     let api_task = tokio::spawn(server::serve(listener, ctx));
@@ -571,6 +688,18 @@ pub async fn run(
     let pipeline_playbooks = playbooks.clone();
     let pipeline_deny_hashes = deny_hashes;
     let trigger_tx = job_tx;
+    let beat = shared.pipeline_beat.clone();
+    let heartbeat_every = Duration::from_secs(opts.config.self_protection.heartbeat_secs);
+    if opts.config.self_protection.alerts {
+        let guard = tamper_guard(&opts, supervisor, &alert_dir);
+        if let Ok(mut st) = shared.self_protection.lock() {
+            st.protected = guard
+                .protected()
+                .map(|(p, what)| format!("{} ({what})", p.display()))
+                .collect();
+        }
+        pipeline.tamper = Some(guard);
+    }
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
@@ -582,7 +711,11 @@ pub async fn run(
             // Hashes of exec'd programs, only while some hash is denied.
             let mut exe_hashes = crate::ioc::hashes::HashCache::default();
             let mut enforce_slots = EnforceSlots::default();
+            let mut last_heartbeat = Instant::now();
+            let mut heartbeats = 0u64;
+            let mut supervisor = supervisor;
             loop {
+                beat.store(unix_ms(), Ordering::Relaxed);
                 // Control first (biased), so a reload takes effect before the next batch.
                 let next = handle.block_on(async {
                     tokio::select! {
@@ -676,6 +809,19 @@ pub async fn run(
                 }
                 if last_health.elapsed() >= Duration::from_secs(1) {
                     last_health = Instant::now();
+                    guard_tick(&pipe_shared, &mut pipeline, &mut supervisor);
+                    if !heartbeat_every.is_zero() && last_heartbeat.elapsed() >= heartbeat_every {
+                        last_heartbeat = Instant::now();
+                        heartbeats += 1;
+                        let hb = crate::tamper::heartbeat(
+                            heartbeats,
+                            stats.started.elapsed().as_secs(),
+                            pipe_shared.stats.reader.records.load(Ordering::Relaxed),
+                            stats.alerts.load(Ordering::Relaxed),
+                            pipe_shared.losses().total(),
+                        );
+                        write_alert(&mut alert_log, &outputs, &stats, &hb);
+                    }
                     for alert in pipeline.tick(Clock::boot_ns_now()) {
                         if !pipeline_playbooks.is_empty() {
                             trigger_playbooks(
@@ -731,9 +877,53 @@ pub async fn run(
         })
         .map_err(|e| AgentError::Pipeline(e.to_string()))?;
 
+    // Everything privileged at start is done: keep only what the running work needs.
+    if opts.config.self_protection.drop_capabilities {
+        let dropped = crate::host::caps::drop_to_runtime();
+        if let Ok(mut st) = shared.self_protection.lock() {
+            match dropped {
+                Ok(r) => {
+                    tracing::info!(kept = ?r.kept, dropped = r.dropped.len(), threads = r.threads, "capabilities dropped");
+                    st.capabilities_dropped = r.dropped;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "capabilities not dropped");
+                    st.capabilities_error = Some(error.to_string());
+                }
+            }
+        }
+    } else if let Ok(mut st) = shared.self_protection.lock() {
+        st.capabilities_error = Some("self_protection.drop_capabilities = false".into());
+    }
+    let notifier = crate::host::notify::Notifier::from_env();
+    shared.ready.store(true, Ordering::Relaxed);
+    notifier.tell("READY=1\nSTATUS=probes attached, sensor running");
+    if let Ok(mut st) = shared.self_protection.lock() {
+        st.sd_notify = notifier.enabled();
+        st.watchdog_secs = notifier.watchdog().map(|d| d.as_secs_f64());
+    }
+    // WATCHDOG=1 only while the pipeline turns: a stalled sensor is restarted by systemd.
+    let watchdog_task = notifier.watchdog().map(|every| {
+        let (notifier, shared) = (notifier.clone(), shared.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if shared.health().live {
+                    notifier.tell("WATCHDOG=1");
+                } else {
+                    tracing::error!("pipeline stalled; withholding the systemd watchdog");
+                }
+            }
+        })
+    });
     tracing::info!(socket = %opts.state_dir.socket().display(), "sensor running");
     shutdown.await;
     tracing::info!("shutting down");
+    notifier.tell("STOPPING=1");
+    if let Some(t) = watchdog_task {
+        t.abort();
+    }
     reader_task.abort();
     let _ = reader_task.await;
     api_task.abort();
@@ -1222,7 +1412,60 @@ fn trigger_playbooks(
     }
 }
 
+/// Every second: the agent's current threads for the kernel guard, and a new supervisor when
+/// the old one died and the agent was re-parented.
+fn guard_tick(shared: &Shared, pipeline: &mut Pipeline, supervisor: &mut u32) {
+    let now = nix::unistd::getppid().as_raw() as u32;
+    let changed = now != *supervisor;
+    *supervisor = now;
+    if let Ok(mut p) = shared.probes.lock() {
+        let refusing = shared
+            .self_protection
+            .lock()
+            .map(|s| s.refusing)
+            .unwrap_or(false);
+        if changed && let Err(error) = p.guard_configure(refusing, now) {
+            tracing::warn!(%error, "cannot update the guard's supervisor");
+        }
+        if let Err(error) = p.guard_threads(&own_threads()) {
+            tracing::warn!(%error, "cannot update the guard's thread set");
+        }
+    }
+    if changed {
+        if let Some(t) = pipeline.tamper.as_mut() {
+            t.set_supervisor(now);
+        }
+        if let Ok(mut st) = shared.self_protection.lock() {
+            st.supervisor_pid = now;
+        }
+    }
+}
+
+/// `<state>/alerts` points at a configured alert-log directory, so every `sensor alerts`
+/// command finds it without the config. A real directory there is left alone.
+fn link_alert_dir(link: &std::path::Path, dir: &std::path::Path) {
+    match std::fs::symlink_metadata(link) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if std::fs::read_link(link).ok().as_deref() == Some(dir) {
+                return;
+            }
+            let _ = std::fs::remove_file(link);
+        }
+        Ok(_) => {
+            tracing::warn!(old = %link.display(), new = %dir.display(), "alert log moved; the old directory stays (sensor alerts reads the new one only with --config)");
+            return;
+        }
+        Err(_) => {}
+    }
+    if let Err(error) = std::os::unix::fs::symlink(dir, link) {
+        tracing::warn!(%error, link = %link.display(), "cannot link the alert-log directory");
+    }
+}
+
 fn write_alert(log: &mut AlertLog, outputs: &Outputs, stats: &Stats, alert: &crate::alert::Alert) {
+    let mut alert = alert.clone();
+    crate::host::identity::stamp(&mut alert);
+    let alert = &alert;
     outputs.deliver(alert);
     match log.append(alert) {
         Ok(outcome) => {

@@ -63,6 +63,9 @@ pub struct Config {
     /// Containment: playbooks, guards, isolation allow-list, evidence.
     #[serde(default)]
     pub respond: crate::respond::config::RespondConfig,
+    /// Least privilege, tamper alerts, signal and ptrace refusal, heartbeat.
+    #[serde(default)]
+    pub self_protection: crate::tamper::SelfProtectionConfig,
 }
 
 /// The Prometheus endpoint.
@@ -274,6 +277,11 @@ pub struct ProcessTableConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertLogConfig {
+    /// Where the alert log lives (default: `<state-dir>/alerts`). Elsewhere, e.g.
+    /// /var/log/sensor, `<state-dir>/alerts` becomes a symlink to it so `sensor alerts`
+    /// finds it.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
     pub max_bytes: u64,
     pub max_age_hours: u64,
     pub keep_files: usize,

@@ -28,6 +28,8 @@ pub struct Pipeline {
     pub detector: Detector,
     /// Behavioural baselines (learning and anomaly scoring), when enabled.
     pub baseline: Option<crate::baseline::Engine>,
+    /// Attacks on the sensor itself (the live agent only).
+    pub tamper: Option<crate::tamper::Tamper>,
     /// Secrets on command lines: found, alerted, and (when `redact`) removed from the event and
     /// the process table before anything is written anywhere.
     dlp: crate::dlp::Scanner,
@@ -46,6 +48,7 @@ impl Pipeline {
             enricher: Enricher::new(opts, clock),
             detector,
             baseline: None,
+            tamper: None,
             dlp: crate::dlp::Scanner::new(),
             redact: true,
             // Off unless the live agent turns it on: a replay's paths are another host's.
@@ -235,6 +238,9 @@ impl Pipeline {
             alerts.push(a);
         }
         self.detector.detect(&event, &mut alerts);
+        if let Some(a) = self.tamper.as_ref().and_then(|t| t.check(&event)) {
+            alerts.push(a);
+        }
         if let Some(b) = &mut self.baseline {
             b.observe(&event, &mut alerts);
         }

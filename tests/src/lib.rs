@@ -72,8 +72,18 @@ impl Agent {
 
     /// Start on a given state directory (owned by the agent handle from now on).
     pub fn start_in(state: tempfile::TempDir, config: Option<&str>) -> Agent {
+        Self::start_env(state, config, &[])
+    }
+
+    /// Like [`Agent::start_in`], with extra environment variables for the agent.
+    pub fn start_env(
+        state: tempfile::TempDir,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let log = state.path().join("agent.log");
         let mut cmd = Command::new(sensor_bin());
+        cmd.envs(env.iter().copied());
         cmd.arg("--state-dir").arg(state.path());
         if let Some(text) = config {
             let cfg = state.path().join("sensor.toml");

@@ -188,6 +188,33 @@ pub struct StatusReport {
     pub metrics_listen: Option<String>,
     #[serde(default)]
     pub respond: RespondStatus,
+    #[serde(default)]
+    pub self_protection: SelfProtectionStatus,
+}
+
+/// Least privilege and self-protection in `sensor status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SelfProtectionStatus {
+    /// Capabilities the agent still holds (every thread, bounding set cut to them).
+    pub capabilities: Vec<String>,
+    /// Capabilities dropped after attaching.
+    pub capabilities_dropped: Vec<String>,
+    /// Every thread holds exactly `capabilities`.
+    pub threads_uniform: bool,
+    /// Why capabilities were not dropped, if they were not.
+    pub capabilities_error: Option<String>,
+    /// Signals and ptrace aimed at the agent are refused (BPF LSM), or why not.
+    pub refusing: bool,
+    pub refusing_reason: Option<String>,
+    pub signals_denied: u64,
+    pub ptrace_denied: u64,
+    /// Files and directories whose modification raises a critical alert.
+    pub protected: Vec<String>,
+    pub supervisor_pid: u32,
+    /// systemd notification socket in use, and the watchdog interval.
+    pub sd_notify: bool,
+    pub watchdog_secs: Option<f64>,
+    pub heartbeat_secs: u64,
 }
 
 /// Containment in `sensor status`.

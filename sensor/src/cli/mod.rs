@@ -379,6 +379,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn run(config: Option<&Path>, state: StateDir, args: RunArgs) -> anyhow::Result<()> {
+    let config_path = config;
     let config = Config::load(config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -410,6 +411,7 @@ fn run(config: Option<&Path>, state: StateDir, args: RunArgs) -> anyhow::Result<
                     ProbeMode::Empty => Mode::Empty,
                 },
                 host_root: args.host_root,
+                config_path: config_path.map(Path::to_path_buf),
             },
             shutdown,
         )

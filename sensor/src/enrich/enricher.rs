@@ -509,6 +509,12 @@ impl Enricher {
             Op::Bpf => {
                 args.insert("cmd".into(), json!(a[0]));
             }
+            Op::Signal => {
+                args.insert("signal".into(), json!(a[0] as u32));
+                args.insert("target_pid".into(), json!(a[1] as u32));
+                args.insert("group".into(), json!(a[2] != 0));
+                args.insert("code".into(), json!(a[3] as i64 as i32));
+            }
         }
         if file != File::default() {
             ev.file = Some(file);

@@ -74,7 +74,12 @@ impl Context {
     }
 }
 
+/// The name alerts carry as their host: the node name on Kubernetes, else the hostname.
 pub fn local_hostname() -> String {
+    crate::host::identity::get().node.clone()
+}
+
+pub fn system_hostname() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -224,13 +224,28 @@ pub fn render(status: &StatusReport, outputs: &Outputs) -> String {
     o
 }
 
-/// Serves the metrics until the task is cancelled. Anything but `GET /metrics` gets a 404.
-pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
+/// What the liveness and readiness probes report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// The pipeline turned recently (it wakes at least once a second).
+    pub live: bool,
+    /// Probes attached and the agent serving.
+    pub ready: bool,
+}
+
+/// Serves `GET /metrics`, `GET /healthz` (200 while the pipeline is alive, else 503) and
+/// `GET /readyz` (200 once the probes are attached and the pipeline alive) until the task is
+/// cancelled. Anything else gets a 404.
+pub async fn serve(
+    listener: TcpListener,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+    health: Arc<dyn Fn() -> Health + Send + Sync>,
+) {
     loop {
         let Ok((mut conn, _)) = listener.accept().await else {
             continue;
         };
-        let render = render.clone();
+        let (render, health) = (render.clone(), health.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut len = 0;
@@ -258,7 +273,21 @@ pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send 
                 ["GET", path] if path == "/metrics" || path.starts_with("/metrics?") => {
                     ("200 OK", render())
                 }
-                _ => ("404 Not Found", "not found; try /metrics\n".into()),
+                ["GET", "/healthz"] => match health().live {
+                    true => ("200 OK", "ok\n".into()),
+                    false => ("503 Service Unavailable", "pipeline stalled\n".into()),
+                },
+                ["GET", "/readyz"] => match health() {
+                    Health {
+                        live: true,
+                        ready: true,
+                    } => ("200 OK", "ready\n".into()),
+                    _ => ("503 Service Unavailable", "not ready\n".into()),
+                },
+                _ => (
+                    "404 Not Found",
+                    "not found; try /metrics, /healthz or /readyz\n".into(),
+                ),
             };
             let resp = format!(
                 "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

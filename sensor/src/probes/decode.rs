@@ -125,6 +125,7 @@ ops! {
     FinitModule = OP_FINIT_MODULE => "finit_module", Mount = OP_MOUNT => "mount",
     Umount2 = OP_UMOUNT2 => "umount2", Unshare = OP_UNSHARE => "unshare", Setns = OP_SETNS => "setns",
     Bpf = OP_BPF => "bpf", Chroot = OP_CHROOT => "chroot", PivotRoot = OP_PIVOT_ROOT => "pivot_root",
+    Signal = OP_SIGNAL => "signal",
 }
 
 /// Fields every record carries.

@@ -7,6 +7,7 @@ pub mod btf;
 pub mod contain;
 pub mod decode;
 pub mod enforce;
+pub mod guard;
 pub mod learn;
 pub mod reader;
 
@@ -129,6 +130,8 @@ pub struct Probes {
     isolate_links: contain::IsolateLinks,
     /// The enforcement backend probed at load: BPF LSM attached, or why not.
     pub lsm: Result<(), String>,
+    /// Self-protection's LSM programs (refusing signals and ptrace): attached, or why not.
+    pub guard_lsm: Result<(), String>,
 }
 
 /// A map error, with the map's name.
@@ -201,9 +204,25 @@ enum Hook {
     Lsm {
         hook: &'static str,
     },
+    /// Self-protection's LSM programs: attached together, apart from enforcement's.
+    GuardLsm,
+    /// A classic tracepoint outside `syscalls`.
+    Event {
+        category: &'static str,
+        name: &'static str,
+    },
 }
 
 fn hook_for(name: &str) -> Option<Hook> {
+    if name == sensor_common::PROG_GUARD_TASK_KILL || name == sensor_common::PROG_GUARD_PTRACE {
+        return Some(Hook::GuardLsm);
+    }
+    if name == sensor_common::PROG_GUARD_SIGNAL {
+        return Some(Hook::Event {
+            category: "signal",
+            name: "signal_generate",
+        });
+    }
     if name == sensor_common::PROG_LSM_EXEC {
         return Some(Hook::Lsm {
             hook: "bprm_check_security",
@@ -380,6 +399,17 @@ impl Probes {
                 (Some(Hook::Btf { target }), Program::BtfTracePoint(p)) => {
                     Self::attach_btf(p, target, &aya_btf)
                 }
+                (Some(Hook::Event { category, name }), Program::TracePoint(p)) => {
+                    // Its fields are read at fixed offsets: refuse a layout that differs.
+                    guard::check_signal_abi(&opts.tracefs).and_then(|()| {
+                        p.load()
+                            .and_then(|()| p.attach(category, name))
+                            .map(|_| ())
+                            .map_err(|e| short_reason(&e))
+                    })
+                }
+                // After this loop: attached together, and only as a pair.
+                (Some(Hook::GuardLsm), _) => continue,
                 (Some(Hook::Lsm { hook }), Program::Lsm(p)) => {
                     lsm_seen += 1;
                     // Not in the attach report: a refusal only selects the fallback backend.
@@ -425,6 +455,11 @@ impl Probes {
         if lsm_seen == 0 {
             lsm = Err("no LSM programs in the object".into());
         }
+        // Only where enforcement's LSM programs attached: the same kernel support.
+        let guard_lsm = match &lsm {
+            Ok(()) => Self::attach_guard_lsm(&mut ebpf, &aya_btf),
+            Err(reason) => Err(reason.clone()),
+        };
         match &lsm {
             Ok(()) => {
                 let map = ebpf
@@ -464,6 +499,7 @@ impl Probes {
                 connect_links: enforce::ConnectLinks::default(),
                 isolate_links: contain::IsolateLinks::default(),
                 lsm,
+                guard_lsm,
             },
             ring,
         ))
