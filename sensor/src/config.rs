@@ -63,6 +63,9 @@ pub struct Config {
     /// Containment: playbooks, guards, isolation allow-list, evidence.
     #[serde(default)]
     pub respond: crate::respond::config::RespondConfig,
+    /// Signed rule, indicator and profile bundles (`[signing]`).
+    #[serde(default)]
+    pub signing: crate::signing::SigningConfig,
 }
 
 /// The Prometheus endpoint.
@@ -473,6 +476,9 @@ impl Config {
             return Err(invalid("alert_log.keep_files", "must be at least 1".into()));
         }
         if let Err((key, message)) = self.respond.validate() {
+            return Err(invalid(key, message));
+        }
+        if let Err((key, message)) = self.signing.validate() {
             return Err(invalid(key, message));
         }
         Ok(())

@@ -117,7 +117,8 @@ impl IocSet {
                     })?
                     .flatten()
                     .map(|e| e.path())
-                    .filter(|f| f.is_file())
+                    // A signed bundle's manifest and signature are not indicators.
+                    .filter(|f| f.is_file() && !crate::signing::bundle::is_bundle_file(f))
                     .collect();
                 inner.sort();
                 files.extend(inner);
