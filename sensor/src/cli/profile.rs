@@ -261,7 +261,14 @@ fn done(
     }
 }
 
-pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
+pub fn exec(state: &StateDir, config: Option<&Path>, args: ExecArgs) -> anyhow::Result<()> {
+    // The profile's bundle signature is checked as the agent checks rules ([signing]).
+    let cfg = crate::config::Config::load(config)?;
+    crate::signing::Gate::new(&cfg.signing, &state.0, crate::signing::Record::BestEffort)?
+        .admit(
+            crate::signing::Kind::Profiles,
+            std::slice::from_ref(&args.profile),
+        )?;
     let p = load(&args.profile)?;
     let verbose = args.verbose;
     let e = profile::exec::exec(&p, &args.command, |a| {
