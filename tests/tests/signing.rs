@@ -88,7 +88,11 @@ fn verify(dir: &Path, key: &Path) -> Output {
 fn keygen_sign_verify_and_every_refusal() {
     let tmp = tempfile::tempdir().unwrap();
     let keys = keygen(&tmp.path().join("keys"));
-    let mode = std::fs::metadata(&keys.secret).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&keys.secret)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     fails_with(
         &sensor(&["bundle", "keygen", "--out", s(&tmp.path().join("keys"))]),
@@ -110,7 +114,10 @@ fn keygen_sign_verify_and_every_refusal() {
         out.contains("ok: rules bundle corp version 2 (2 files)"),
         "{out}"
     );
-    assert!(out.contains("local.yaml") && out.contains("more.yaml"), "{out}");
+    assert!(
+        out.contains("local.yaml") && out.contains("more.yaml"),
+        "{out}"
+    );
     fails_with(
         &sensor(&[
             "bundle",
@@ -129,10 +136,23 @@ fn keygen_sign_verify_and_every_refusal() {
         &sign(&rules, &keys.secret, "rules", "2"),
         &["already at version 2", "--force"],
     );
-    fails_with(&sign(&rules, &keys.secret, "rules", "1"), &["must be greater"]);
+    fails_with(
+        &sign(&rules, &keys.secret, "rules", "1"),
+        &["must be greater"],
+    );
     let o = sensor(&[
-        "bundle", "sign", s(&rules), "--key", s(&keys.secret), "--kind", "rules", "--name",
-        "corp", "--version", "1", "--force",
+        "bundle",
+        "sign",
+        s(&rules),
+        "--key",
+        s(&keys.secret),
+        "--kind",
+        "rules",
+        "--name",
+        "corp",
+        "--version",
+        "1",
+        "--force",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(sign(&rules, &keys.secret, "rules", "3").status.success());
@@ -185,7 +205,11 @@ fn keygen_sign_verify_and_every_refusal() {
     assert_eq!(o.status.code(), Some(2), "--key is required");
     let o = sign(&rules, &keys.secret, "playbooks", "9");
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("rules, ioc, profiles"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("rules, ioc, profiles"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A config file `out` requiring signed bundles, with `rules` as the rules path and `ioc` (if
@@ -239,11 +263,7 @@ fn agent_refuses_unsigned_or_tampered_bundles_when_signing_is_required() {
     // Unsigned.
     fails_with(
         &run(&state, &cfg),
-        &[
-            s(&rules),
-            "not in a signed bundle",
-            "require = true",
-        ],
+        &[s(&rules), "not in a signed bundle", "require = true"],
     );
     // Signed, then a file changed and one dropped in.
     assert!(sign(&rules, &keys.secret, "rules", "1").status.success());
@@ -256,11 +276,17 @@ fn agent_refuses_unsigned_or_tampered_bundles_when_signing_is_required() {
     // Signed by a key the config does not trust.
     let other = keygen(&tmp.path().join("other"));
     let wrong = config(&tmp.path().join("b.toml"), &other.public, &rules, None);
-    fails_with(&run(&state, &wrong), &["sensor-bundle.json.sig", "not trusted"]);
+    fails_with(
+        &run(&state, &wrong),
+        &["sensor-bundle.json.sig", "not trusted"],
+    );
     // The rules bundle used as indicators.
     let cfg2 = tmp.path().join("c.toml");
     let ioc_cfg = config(&cfg2, &keys.public, &rules, Some(&rules));
-    fails_with(&run(&state, &ioc_cfg), &["a rules bundle, used here as ioc"]);
+    fails_with(
+        &run(&state, &ioc_cfg),
+        &["a rules bundle, used here as ioc"],
+    );
     // An unsigned IOC list next to signed rules.
     let ioc = tmp.path().join("ioc");
     std::fs::create_dir(&ioc).unwrap();
@@ -317,14 +343,25 @@ fn exec_refuses_an_unsigned_or_tampered_profile_when_signing_is_required() {
     fails_with(&exec(), &["app.v1.profile.json", "not in a signed bundle"]);
     assert!(sign(&profiles, &keys.secret, "rules", "1").status.success());
     fails_with(&exec(), &["a rules bundle, used here as profiles"]);
-    assert!(sign(&profiles, &keys.secret, "profiles", "2").status.success());
+    assert!(
+        sign(&profiles, &keys.secret, "profiles", "2")
+            .status
+            .success()
+    );
     std::fs::write(&profile, "{\"format\": 1}\n").unwrap();
     fails_with(&exec(), &["app.v1.profile.json", "differs"]);
     // Once the signature passes, the profile itself is checked as before (this one is empty).
-    assert!(sign(&profiles, &keys.secret, "profiles", "3").status.success());
+    assert!(
+        sign(&profiles, &keys.secret, "profiles", "3")
+            .status
+            .success()
+    );
     let o = exec();
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("signed bundle verified"), "{e}");
-    assert!(!e.contains("refused") && e.contains("app.v1.profile.json"), "{e}");
+    assert!(
+        !e.contains("refused") && e.contains("app.v1.profile.json"),
+        "{e}"
+    );
 }

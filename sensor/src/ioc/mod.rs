@@ -392,6 +392,21 @@ mod tests {
         assert!(IocSet::load(&[p]).is_err());
     }
 
+    /// A signed IOC directory loads: its manifest and signature are not indicator files.
+    #[test]
+    fn a_signed_directory_skips_its_manifest_and_signature() {
+        use crate::signing::bundle;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("ips.txt"), "10.0.0.1\n").unwrap();
+        std::fs::write(d.path().join(bundle::MANIFEST), "{\"format\": 1}").unwrap();
+        std::fs::write(d.path().join(bundle::SIGNATURE), "{}").unwrap();
+        let set = IocSet::load(&[d.path().to_owned()]).unwrap();
+        assert_eq!(set.len(), 1);
+        // Any other JSON file is still read as STIX (and this one is not).
+        std::fs::write(d.path().join("bundle.json"), "{\"format\": 1}").unwrap();
+        assert!(IocSet::load(&[d.path().to_owned()]).is_err());
+    }
+
     #[test]
     fn csv_quotes() {
         assert_eq!(split_csv(r#"a,"b,c","d""e""#), vec!["a", "b,c", "d\"e"]);

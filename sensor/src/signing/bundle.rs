@@ -261,21 +261,20 @@ pub fn keygen(dir: &Path) -> Result<String, BundleError> {
             return Err(BundleError::KeyExists { path: p.clone() });
         }
     }
-    let pk8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| {
-        BundleError::Crypto {
+    let pk8 =
+        Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| BundleError::Crypto {
             what: "generating the signing key",
-        }
-    })?;
+        })?;
     let pair = Ed25519KeyPair::from_pkcs8(pk8.as_ref()).map_err(|_| BundleError::Crypto {
         what: "reading the new signing key",
     })?;
-    let pub_bytes: [u8; 32] = pair
-        .public_key()
-        .as_ref()
-        .try_into()
-        .map_err(|_| BundleError::Crypto {
-            what: "reading the new public key",
-        })?;
+    let pub_bytes: [u8; 32] =
+        pair.public_key()
+            .as_ref()
+            .try_into()
+            .map_err(|_| BundleError::Crypto {
+                what: "reading the new public key",
+            })?;
     let exclusive = |path: &Path, bytes: &[u8], mode| {
         crate::respond::bundle::create_exclusive(path, bytes, mode).map_err(|e| {
             if e.kind() == io::ErrorKind::AlreadyExists {
@@ -432,16 +431,14 @@ pub fn verify(
         });
     }
     let (manifest_path, sig_path) = (dir.join(MANIFEST), dir.join(SIGNATURE));
-    let sig_bytes = read_capped(&sig_path, MAX_SIGNATURE)?.ok_or_else(|| {
-        BundleError::MissingSignature {
+    let sig_bytes =
+        read_capped(&sig_path, MAX_SIGNATURE)?.ok_or_else(|| BundleError::MissingSignature {
             path: sig_path.clone(),
-        }
-    })?;
-    let manifest_bytes = read_capped(&manifest_path, MAX_MANIFEST)?.ok_or_else(|| {
-        BundleError::MissingManifest {
+        })?;
+    let manifest_bytes =
+        read_capped(&manifest_path, MAX_MANIFEST)?.ok_or_else(|| BundleError::MissingManifest {
             path: manifest_path.clone(),
-        }
-    })?;
+        })?;
 
     let malformed_sig = |reason: String| BundleError::MalformedSignature {
         path: sig_path.clone(),
@@ -537,8 +534,7 @@ pub fn sign(dir: &Path, key: &SigningKey, req: &SignRequest<'_>) -> Result<Manif
         && let Some(bytes) = read_capped(&manifest_path, MAX_MANIFEST)?
     {
         let current = parse_manifest(&manifest_path, &bytes)?;
-        if current.kind == req.kind && current.name == req.name && req.version <= current.version
-        {
+        if current.kind == req.kind && current.name == req.name && req.version <= current.version {
             return Err(BundleError::NotNewer {
                 path: manifest_path,
                 kind: req.kind,
@@ -616,7 +612,10 @@ mod tests {
         let id = keygen(&keys).unwrap();
         let key = SigningKey::load(&keys.join(PRIVATE_KEY_FILE)).unwrap();
         let public = PublicKey::load(&keys.join(PUBLIC_KEY_FILE)).unwrap();
-        assert_eq!((key.id.as_str(), public.id.as_str()), (id.as_str(), id.as_str()));
+        assert_eq!(
+            (key.id.as_str(), public.id.as_str()),
+            (id.as_str(), id.as_str())
+        );
         let dir = tmp.path().join("rules");
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join("a.yaml"), "- rule: a\n").unwrap();
@@ -644,7 +643,11 @@ mod tests {
             sign(&self.dir, &self.key, &req(version)).unwrap()
         }
         fn verify(&self) -> Result<Verified, BundleError> {
-            verify(&self.dir, std::slice::from_ref(&self.public), Some(Kind::Rules))
+            verify(
+                &self.dir,
+                std::slice::from_ref(&self.public),
+                Some(Kind::Rules),
+            )
         }
         fn err(&self) -> (BundleError, String) {
             let e = self.verify().unwrap_err();
@@ -730,7 +733,10 @@ mod tests {
         fs::write(&path, text.replace("\"version\": 1,", "\"version\": 9,")).unwrap();
         let (e, s) = f.err();
         assert!(matches!(e, BundleError::BadSignature { .. }), "{e:?}");
-        assert!(s.contains(MANIFEST) && s.contains("changed after signing"), "{s}");
+        assert!(
+            s.contains(MANIFEST) && s.contains("changed after signing"),
+            "{s}"
+        );
         // Even a whitespace change: the signature covers the exact bytes.
         fs::write(&path, format!("{text} ")).unwrap();
         assert!(matches!(f.err().0, BundleError::BadSignature { .. }));
@@ -803,13 +809,15 @@ mod tests {
                 "128 lowercase hex",
             ),
             (
-                format!(r#"{{"key_id":"{id}","signature":"{}"}}"#, sig.to_uppercase())
-                    .into_bytes(),
+                format!(
+                    r#"{{"key_id":"{id}","signature":"{}"}}"#,
+                    sig.to_uppercase()
+                )
+                .into_bytes(),
                 "128 lowercase hex",
             ),
             (
-                format!(r#"{{"key_id":"{id}","signature":"{}"}}"#, "zz".repeat(64))
-                    .into_bytes(),
+                format!(r#"{{"key_id":"{id}","signature":"{}"}}"#, "zz".repeat(64)).into_bytes(),
                 "128 lowercase hex",
             ),
             (
@@ -817,8 +825,11 @@ mod tests {
                 "not trusted",
             ),
             (
-                format!(r#"{{"key_id":"{}","signature":"{sig}"}}"#, r"\u001b[31m".repeat(3))
-                    .into_bytes(),
+                format!(
+                    r#"{{"key_id":"{}","signature":"{sig}"}}"#,
+                    r"\u001b[31m".repeat(3)
+                )
+                .into_bytes(),
                 "not trusted",
             ),
             (vec![b' '; MAX_SIGNATURE as usize + 1], "larger than"),
@@ -902,7 +913,10 @@ mod tests {
         f.sign(1);
         let e = verify(&f.dir, std::slice::from_ref(&f.public), Some(Kind::Ioc)).unwrap_err();
         assert!(matches!(e, BundleError::WrongKind { .. }), "{e:?}");
-        assert!(e.to_string().contains("a rules bundle, used here as ioc"), "{e}");
+        assert!(
+            e.to_string().contains("a rules bundle, used here as ioc"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -913,14 +927,33 @@ mod tests {
             let e = sign(&f.dir, &f.key, &req(v)).unwrap_err();
             let s = e.to_string();
             assert!(matches!(e, BundleError::NotNewer { .. }), "{e:?}");
-            assert!(s.contains("version 5") && s.contains(&format!("{v} must be")), "{s}");
+            assert!(
+                s.contains("version 5") && s.contains(&format!("{v} must be")),
+                "{s}"
+            );
         }
         // The failed attempts left the signed bundle as it was.
         assert_eq!(f.verify().unwrap().manifest.version, 5);
-        sign(&f.dir, &f.key, &SignRequest { force: true, ..req(4) }).unwrap();
+        sign(
+            &f.dir,
+            &f.key,
+            &SignRequest {
+                force: true,
+                ..req(4)
+            },
+        )
+        .unwrap();
         assert_eq!(f.verify().unwrap().manifest.version, 4);
         // Another bundle name starts its own sequence.
-        sign(&f.dir, &f.key, &SignRequest { name: "other", ..req(1) }).unwrap();
+        sign(
+            &f.dir,
+            &f.key,
+            &SignRequest {
+                name: "other",
+                ..req(1)
+            },
+        )
+        .unwrap();
         f.sign(6);
         // No temporary files left behind to trip the unlisted-file check.
         assert_eq!(fs::read_dir(&f.dir).unwrap().count(), 4);
@@ -931,7 +964,10 @@ mod tests {
         let f = fixture();
         for name in ["", ".x", "a/b", "a b", &"n".repeat(129)] {
             let e = sign(&f.dir, &f.key, &SignRequest { name, ..req(1) }).unwrap_err();
-            assert!(matches!(e, BundleError::InvalidName { .. }), "{name:?}: {e:?}");
+            assert!(
+                matches!(e, BundleError::InvalidName { .. }),
+                "{name:?}: {e:?}"
+            );
         }
         let empty = f.dir.join("empty");
         fs::create_dir(&empty).unwrap();

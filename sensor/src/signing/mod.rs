@@ -81,7 +81,11 @@ pub struct Gate {
 
 impl Gate {
     /// Loads the trusted keys (an unreadable or malformed key file is an error naming it).
-    pub fn new(cfg: &SigningConfig, state_dir: &Path, record: Record) -> Result<Gate, SigningError> {
+    pub fn new(
+        cfg: &SigningConfig,
+        state_dir: &Path,
+        record: Record,
+    ) -> Result<Gate, SigningError> {
         let keys = cfg
             .trusted_keys
             .iter()
@@ -237,16 +241,20 @@ mod tests {
     fn required_signing_refuses_unsigned_paths_and_checks_files() {
         let s = setup();
         let e = s.admit(&s.cfg, &[s.rules()]).unwrap_err();
-        assert!(e.contains("not in a signed bundle") && e.contains("require = true"), "{e}");
+        assert!(
+            e.contains("not in a signed bundle") && e.contains("require = true"),
+            "{e}"
+        );
         s.sign(Kind::Rules, 1);
         s.admit(&s.cfg, &[s.rules()]).unwrap();
         // A file path is covered by its directory's bundle, if listed there.
-        s.admit(&s.cfg, &[s.rules().join("a.yaml"), s.rules()]).unwrap();
-        let e = s
-            .admit(&s.cfg, &[s.rules().join("nope.yaml")])
-            .unwrap_err();
+        s.admit(&s.cfg, &[s.rules().join("a.yaml"), s.rules()])
+            .unwrap();
+        let e = s.admit(&s.cfg, &[s.rules().join("nope.yaml")]).unwrap_err();
         assert!(e.contains("nope.yaml") && e.contains("not listed"), "{e}");
-        let e = s.admit(&s.cfg, &[s.rules().join(bundle::MANIFEST)]).unwrap_err();
+        let e = s
+            .admit(&s.cfg, &[s.rules().join(bundle::MANIFEST)])
+            .unwrap_err();
         assert!(e.contains("not listed"), "{e}");
         // The bundle's kind must be the use's.
         let e = s
@@ -273,7 +281,9 @@ mod tests {
         assert!(e.contains("differs from the signed manifest"), "{e}");
         // Without any trusted key a signed bundle cannot be checked: refused, not ignored.
         s.sign(Kind::Rules, 2);
-        let e = s.admit(&SigningConfig::default(), &[s.rules()]).unwrap_err();
+        let e = s
+            .admit(&SigningConfig::default(), &[s.rules()])
+            .unwrap_err();
         assert!(e.contains("trusted_keys is empty"), "{e}");
         // An untrusted signer is refused whether or not signing is required.
         let other = tempfile::tempdir().unwrap();

@@ -217,17 +217,19 @@ mod tests {
         // Re-signed at the same version (e.g. `sign --force`): accepted, recorded.
         v.admit(&verified(Kind::Rules, "corp", 3, "b")).unwrap();
         v.admit(&verified(Kind::Rules, "corp", 4, "c")).unwrap();
-        let e = v
-            .admit(&verified(Kind::Rules, "corp", 3, "a"))
-            .unwrap_err();
+        let e = v.admit(&verified(Kind::Rules, "corp", 3, "a")).unwrap_err();
         let s = e.to_string();
         assert!(matches!(e, ReplayError::Older { .. }), "{e:?}");
         assert!(
             s.contains("/srv/rules") && s.contains("version 3 is older than version 4"),
             "{s}"
         );
-        assert!(v.check_only(&verified(Kind::Rules, "corp", 2, "x")).is_err());
-        v.check_only(&verified(Kind::Rules, "corp", 4, "c")).unwrap();
+        assert!(
+            v.check_only(&verified(Kind::Rules, "corp", 2, "x"))
+                .is_err()
+        );
+        v.check_only(&verified(Kind::Rules, "corp", 4, "c"))
+            .unwrap();
         // Each (kind, name) has its own sequence.
         v.admit(&verified(Kind::Ioc, "corp", 1, "d")).unwrap();
         v.admit(&verified(Kind::Rules, "other", 1, "e")).unwrap();
@@ -236,7 +238,11 @@ mod tests {
         assert!(again.admit(&verified(Kind::Rules, "corp", 1, "a")).is_err());
         let text = std::fs::read_to_string(again.path()).unwrap();
         assert!(text.contains("\"rules/corp\""), "{text}");
-        let mode = std::fs::metadata(again.path()).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(again.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o640);
     }
 
