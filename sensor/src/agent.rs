@@ -56,6 +56,8 @@ pub enum AgentError {
     #[error(transparent)]
     Ioc(#[from] crate::ioc::IocError),
     #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
+    #[error(transparent)]
     Output(#[from] crate::output::SinkError),
     #[error("the playbooks were refused:\n  {}", .0.join("\n  "))]
     Playbooks(Vec<String>),
@@ -173,6 +175,9 @@ fn tamper_guard(
     }
     for p in &cfg.respond.playbooks {
         t.protect(p, "playbooks");
+    }
+    for p in &cfg.signing.trusted_keys {
+        t.protect(p, "signing key");
     }
     t.protect(alert_dir, "alert log");
     t.protect(&opts.state_dir.0, "state");
@@ -390,6 +395,14 @@ pub async fn run(
             None => None,
         };
 
+    // Signatures before any rule or indicator file is read, and before the kernel.
+    let signing = Arc::new(crate::signing::Gate::new(
+        &cfg.signing,
+        &opts.state_dir.0,
+        crate::signing::Record::Required,
+    )?);
+    signing.admit(crate::signing::Kind::Rules, &cfg.rules.paths)?;
+    signing.admit(crate::signing::Kind::Ioc, &cfg.ioc.paths)?;
     // Rules first: a bad ruleset stops the start before anything touches the kernel.
     let verdict = ruleset::checked(cfg.rules.builtin, &cfg.rules.paths);
     for w in &verdict.warnings {
@@ -572,6 +585,7 @@ pub async fn run(
         opts.config.ioc.paths.clone(),
         ctl_tx,
         shared.clone(),
+        signing,
     ));
     let hub = Arc::new(Hub::new(cfg.health.subscriber_queue, stats.clone()));
     let listener = server::bind(&opts.state_dir.socket())?;
@@ -1159,6 +1173,7 @@ async fn reload_loop(
     ioc_paths: Vec<PathBuf>,
     tx: mpsc::UnboundedSender<Control>,
     shared: Arc<Shared>,
+    signing: Arc<crate::signing::Gate>,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -1185,7 +1200,7 @@ async fn reload_loop(
         let now_ioc = ruleset::fingerprint(&ioc_paths);
         if by_signal || now_ioc != seen_ioc {
             seen_ioc = now_ioc;
-            if !reload_ioc(&ioc_paths, &tx, &shared).await {
+            if !reload_ioc(&ioc_paths, &tx, &shared, &signing).await {
                 return;
             }
         }
@@ -1194,9 +1209,20 @@ async fn reload_loop(
             continue;
         }
         seen = now;
-        let (builtin, paths) = (cfg.builtin, cfg.paths.clone());
-        let Ok(verdict) =
-            tokio::task::spawn_blocking(move || ruleset::checked(builtin, &paths)).await
+        let (builtin, paths, gate) = (cfg.builtin, cfg.paths.clone(), signing.clone());
+        // A bundle that fails its signature check is refused like a rule that fails its test.
+        let Ok(verdict) = tokio::task::spawn_blocking(move || {
+            match gate.admit(crate::signing::Kind::Rules, &paths) {
+                Ok(_) => ruleset::checked(builtin, &paths),
+                Err(e) => ruleset::Verdict {
+                    rules: None,
+                    problems: vec![e.to_string()],
+                    warnings: Vec::new(),
+                    tests_run: 0,
+                },
+            }
+        })
+        .await
         else {
             continue;
         };
@@ -1249,9 +1275,15 @@ async fn reload_ioc(
     paths: &[PathBuf],
     tx: &mpsc::UnboundedSender<Control>,
     shared: &Arc<Shared>,
+    signing: &Arc<crate::signing::Gate>,
 ) -> bool {
-    let p = paths.to_vec();
-    let loaded = tokio::task::spawn_blocking(move || crate::ioc::IocSet::load(&p)).await;
+    let (p, gate) = (paths.to_vec(), signing.clone());
+    let loaded = tokio::task::spawn_blocking(move || {
+        gate.admit(crate::signing::Kind::Ioc, &p)
+            .map_err(|e| e.to_string())?;
+        crate::ioc::IocSet::load(&p).map_err(|e| e.to_string())
+    })
+    .await;
     let result = match loaded {
         Ok(Ok(set)) => shared
             .probes
@@ -1259,7 +1291,7 @@ async fn reload_ioc(
             .map_err(|_| "probe lock poisoned".to_owned())
             .and_then(|mut p| p.set_ioc(&set).map_err(|e| e.to_string()))
             .map(|()| set),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e),
         Err(e) => Err(e.to_string()),
     };
     match result {

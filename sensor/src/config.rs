@@ -66,6 +66,9 @@ pub struct Config {
     /// Least privilege, tamper alerts, signal and ptrace refusal, heartbeat.
     #[serde(default)]
     pub self_protection: crate::tamper::SelfProtectionConfig,
+    /// Signed rule, indicator and profile bundles (`[signing]`).
+    #[serde(default)]
+    pub signing: crate::signing::SigningConfig,
 }
 
 /// The Prometheus endpoint.
@@ -481,6 +484,9 @@ impl Config {
             return Err(invalid("alert_log.keep_files", "must be at least 1".into()));
         }
         if let Err((key, message)) = self.respond.validate() {
+            return Err(invalid(key, message));
+        }
+        if let Err((key, message)) = self.signing.validate() {
             return Err(invalid(key, message));
         }
         Ok(())

@@ -9,6 +9,7 @@
 //! - `output`: the alert log and human renderings; `escape`: terminal-safe strings;
 //! - `health`, `stats`: loss counters and the drop alert;
 //! - `respond`: containment, playbooks and evidence bundles under chain of custody;
+//! - `signing`: signed rule, indicator and profile bundles, and who must use them;
 //! - `api`: the control socket; `agent`: `sensor run`; `cli`: the command line;
 //! - `config`, `clock`.
 
@@ -34,5 +35,6 @@ pub mod profile;
 pub mod respond;
 pub mod rules;
 pub mod selftest;
+pub mod signing;
 pub mod stats;
 pub mod tamper;

@@ -1,6 +1,7 @@
 //! The `sensor` command line. Flags say how to run; the config says what to watch.
 
 mod baseline;
+mod bundle;
 mod profile;
 mod respond;
 
@@ -102,6 +103,8 @@ pub enum Command {
     Profile(profile::ProfileArgs),
     /// Run a command confined by a profile: Landlock, seccomp, capabilities dropped.
     Exec(profile::ExecArgs),
+    /// Signed rule, IOC and profile bundles: keygen, sign, verify.
+    Bundle(bundle::BundleArgs),
     /// Containment through the running agent: kill, freeze, isolate, deny exec, quarantine;
     /// approvals, rollbacks and the list of what is in force.
     Contain(respond::ContainArgs),
@@ -353,7 +356,8 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Incidents { command } => incidents_cmd(&state, command),
         Command::Baseline(args) => baseline::main(&state, cli.config.as_deref(), args),
         Command::Profile(args) => profile::main(&state, cli.config.as_deref(), args),
-        Command::Exec(args) => profile::exec(args),
+        Command::Exec(args) => profile::exec(&state, cli.config.as_deref(), args),
+        Command::Bundle(args) => bundle::main(args),
         Command::Contain(args) => respond::contain(&state, args),
         Command::Release(args) => respond::release(&state, args),
         Command::Playbooks(args) => respond::playbooks(cli.config.as_deref(), args),

@@ -261,7 +261,15 @@ fn done(
     }
 }
 
-pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
+pub fn exec(state: &StateDir, config: Option<&Path>, args: ExecArgs) -> anyhow::Result<()> {
+    // The profile's bundle signature is checked as the agent checks rules ([signing]).
+    let cfg = crate::config::Config::load(config)?;
+    let record = crate::signing::Record::BestEffort;
+    let gate = crate::signing::Gate::new(&cfg.signing, &state.0, record)?;
+    gate.admit(
+        crate::signing::Kind::Profiles,
+        std::slice::from_ref(&args.profile),
+    )?;
     let p = load(&args.profile)?;
     let verbose = args.verbose;
     let e = profile::exec::exec(&p, &args.command, |a| {

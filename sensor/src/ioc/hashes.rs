@@ -37,6 +37,26 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Strict: exactly `2 * N` lowercase hex digits, so every byte of a signed or hashed
+/// field has one spelling.
+pub fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
 /// SHA-256 and length of a whole file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
     let mut f = std::fs::File::open(path)?;
@@ -105,5 +125,14 @@ mod tests {
         assert_ne!(h, h2);
         assert_eq!(c.computed, 2);
         assert!(c.sha256(&d.path().join("missing")).is_none());
+    }
+
+    #[test]
+    fn hex_round_trip_is_strict() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        assert_eq!(unhex::<3>(b"00abff"), Some([0x00, 0xab, 0xff]));
+        assert_eq!(unhex::<3>(b"00ABFF"), None);
+        assert_eq!(unhex::<3>(b"00abf"), None);
+        assert_eq!(unhex::<1>(b"0g"), None);
     }
 }

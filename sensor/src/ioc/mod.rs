@@ -117,7 +117,8 @@ impl IocSet {
                     })?
                     .flatten()
                     .map(|e| e.path())
-                    .filter(|f| f.is_file())
+                    // A signed bundle's manifest and signature are not indicators.
+                    .filter(|f| f.is_file() && !crate::signing::bundle::is_bundle_file(f))
                     .collect();
                 inner.sort();
                 files.extend(inner);
@@ -389,6 +390,21 @@ mod tests {
         assert!(e.contains("objects[0]"), "{e}");
         let p = write(d.path(), "g.json", "{garbage");
         assert!(IocSet::load(&[p]).is_err());
+    }
+
+    /// A signed IOC directory loads: its manifest and signature are not indicator files.
+    #[test]
+    fn a_signed_directory_skips_its_manifest_and_signature() {
+        use crate::signing::bundle;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("ips.txt"), "10.0.0.1\n").unwrap();
+        std::fs::write(d.path().join(bundle::MANIFEST), "{\"format\": 1}").unwrap();
+        std::fs::write(d.path().join(bundle::SIGNATURE), "{}").unwrap();
+        let set = IocSet::load(&[d.path().to_owned()]).unwrap();
+        assert_eq!(set.len(), 1);
+        // Any other JSON file is still read as STIX (and this one is not).
+        std::fs::write(d.path().join("bundle.json"), "{\"format\": 1}").unwrap();
+        assert!(IocSet::load(&[d.path().to_owned()]).is_err());
     }
 
     #[test]
