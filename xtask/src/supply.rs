@@ -25,6 +25,10 @@ pub const CARGO_DENY_VERSION: &str = "0.20.2";
 /// cargo-deny's directory for the default database URL under its db-path
 /// (`advisory-db-` and an xxHash64 of the URL; fixed for a given cargo-deny version).
 const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
+/// A cached database is used (when the fetch fails) only if its newest commit is at most this
+/// old. deny.toml's maximum-db-staleness cannot be relied on for that: cargo-deny measures the
+/// FETCH_HEAD timestamp, which a failed `git fetch` refreshes.
+const CACHED_DB_MAX_AGE_DAYS: u64 = 7;
 /// The advisory fetch is a git clone from GitHub; do not let a black-holed network hang CI.
 const FETCH_TIMEOUT_SECS: &str = "120";
 const VALIDATOR_REQUIREMENTS: &str = include_str!("../sbom-validator-requirements.txt");
@@ -298,11 +302,14 @@ pub fn check() -> anyhow::Result<()> {
     let name = "advisories self-test";
     let start = Instant::now();
     match advisories_self_test() {
-        Ok(()) => r.pass(
-            name,
-            &format!("a planted {SELF_TEST_ID} against {SELF_TEST_CRATE} is reported"),
-            start,
-        ),
+        Ok(report) => {
+            r.pass(
+                name,
+                &format!("a planted {SELF_TEST_ID} against {SELF_TEST_CRATE} is reported"),
+                start,
+            );
+            yanked(&mut r, &report);
+        }
         Err(e) => r.fail(name, &format!("{e:#}")),
     }
 
@@ -336,17 +343,20 @@ fn advisory_db() -> PathBuf {
     cargo_home.join("advisory-dbs").join(ADVISORY_DB_DIR)
 }
 
-/// The database's newest commit date, `unknown` if git cannot tell.
-fn db_date(db: &Path) -> String {
+/// The database's newest commit time (seconds since the epoch), if git can tell.
+fn db_time(db: &Path) -> Option<u64> {
     Command::new("git")
         .arg("-C")
         .arg(db)
-        .args(["log", "-1", "--format=%cs"])
+        .args(["log", "-1", "--format=%ct"])
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+}
+
+fn db_date(db: &Path) -> String {
+    db_time(db).map_or_else(|| "unknown".into(), |t| sbom::rfc3339(t)[..10].to_owned())
 }
 
 fn advisories(r: &mut Report) {
@@ -384,13 +394,30 @@ fn advisories(r: &mut Report) {
             "RustSec database fetched now, newest entry {}",
             db_date(&db)
         ),
-        Some(e) => format!(
-            "cached RustSec database from {} (fetch failed: {e})",
-            db_date(&db)
-        ),
+        Some(e) => {
+            let which = format!(
+                "cached RustSec database from {} (fetch failed: {e})",
+                db_date(&db)
+            );
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let fresh = db_time(&db)
+                .is_some_and(|t| now.saturating_sub(t) <= CACHED_DB_MAX_AGE_DAYS * 86_400);
+            if !fresh {
+                r.skip(
+                    name,
+                    &format!(
+                        "{which} is older than {CACHED_DB_MAX_AGE_DAYS} days: known \
+                         vulnerabilities were NOT checked"
+                    ),
+                );
+                return;
+            }
+            which
+        }
     };
-    // --offline: use the copy just fetched (or the cache); cargo-deny refuses a copy older
-    // than deny.toml's maximum-db-staleness.
+    // --offline: use the copy just fetched (or the fresh cache).
     match run_echo(cargo().args(["deny", "--locked", "--offline", "check", "advisories"])) {
         Ok(o) if o.status.success() => r.pass(name, &format!("no advisories; {which}"), start),
         Ok(o) if String::from_utf8_lossy(&o.stderr).contains("repository is stale") => r.skip(
@@ -408,7 +435,13 @@ fn advisories(r: &mut Report) {
 /// A throwaway database holding one advisory against a crate of the graph, in the directory
 /// cargo-deny uses for the default URL under a private db-path, checked offline with the real
 /// deny.toml: cargo-deny must report it.
-fn advisories_self_test() -> anyhow::Result<()> {
+fn advisories_self_test() -> anyhow::Result<SelfTest> {
+    // cargo-deny reads yanked flags from cargo's local index cache: refresh it (the sparse
+    // index is one small request per crate; --dry-run leaves Cargo.lock alone).
+    let index_refreshed = cargo()
+        .args(["update", "--dry-run", "--quiet"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     let dir = supply_dir().join("advisory-self-test");
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
@@ -465,10 +498,43 @@ fn advisories_self_test() -> anyhow::Result<()> {
         .args(["check", "advisories"])
         .output()
         .context("running cargo deny")?;
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.success() || !err.contains(SELF_TEST_ID) {
         eprint!("{err}");
         bail!("cargo deny did not report the planted advisory");
     }
-    Ok(())
+    Ok(SelfTest {
+        report: err,
+        index_refreshed,
+    })
+}
+
+struct SelfTest {
+    /// cargo-deny's report: the planted advisory, and anything else the advisories check
+    /// found without the real database (yanked versions).
+    report: String,
+    index_refreshed: bool,
+}
+
+/// The self-test ran the real policy's advisories check, which includes `yanked = "deny"`:
+/// without the RustSec database that still tells whether Cargo.lock holds yanked versions.
+fn yanked(r: &mut Report, t: &SelfTest) {
+    let name = "yanked versions";
+    let start = Instant::now();
+    let lines: Vec<&str> = t
+        .report
+        .lines()
+        .filter(|l| l.contains("[yanked]") || l.contains("[index-cache-load-failure]"))
+        .collect();
+    let index = if t.index_refreshed {
+        "crates.io index refreshed now"
+    } else {
+        "cargo's cached crates.io index: the refresh failed"
+    };
+    if lines.is_empty() {
+        r.pass(name, &format!("none in Cargo.lock ({index})"), start);
+    } else {
+        eprint!("{}", t.report);
+        r.fail(name, &format!("{} ({index})", lines.join("; ")));
+    }
 }
