@@ -6,7 +6,8 @@
 //! RustSec advisory database is fetched from GitHub with git; when that is impossible and no
 //! fresh cached copy exists the advisories check is a SKIP with the reason (a FAIL when
 //! `SENSOR_REQUIRE_ADVISORIES=1`), never a PASS. A planted advisory against a crate of the
-//! graph is always checked to be reported, so the advisories wiring itself is tested offline.
+//! graph is always checked to be reported, so the advisories wiring itself is tested offline,
+//! and that run (the real policy, after a crates.io index refresh) also reports yanked versions.
 
 pub mod sbom;
 
@@ -263,11 +264,13 @@ impl Report {
     }
 }
 
-/// Run, echo its stderr (cargo-deny's report), and return the output.
+/// Run, echo its output to stderr (cargo-deny's report; its summary is on stdout), and return
+/// the output.
 fn run_echo(cmd: &mut Command) -> anyhow::Result<Output> {
     eprintln!("+ {cmd:?}");
     let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(out)
 }
 
@@ -293,7 +296,12 @@ pub fn check() -> anyhow::Result<()> {
     let start = Instant::now();
     match run_echo(cargo().args(["deny", "--locked", "check", "licenses", "bans", "sources"])) {
         Ok(o) if o.status.success() => r.pass(name, "policy in deny.toml holds", start),
-        Ok(o) => r.fail(name, &last_line(&o)),
+        Ok(o) => {
+            // cargo-deny's summary, e.g. "bans FAILED, licenses ok, sources ok".
+            let out = String::from_utf8_lossy(&o.stdout);
+            let summary = out.lines().rev().find(|l| !l.trim().is_empty());
+            r.fail(name, summary.unwrap_or("cargo deny failed").trim());
+        }
         Err(e) => r.fail(name, &format!("{e:#}")),
     }
 
