@@ -6,6 +6,7 @@
 
 mod bench;
 mod corpus;
+mod supply;
 mod vm;
 
 use std::{
@@ -76,6 +77,15 @@ enum Cmd {
     /// The kernel matrix (root): focused kernel tests on this host's kernel and on Debian's
     /// Linux 6.1 under qemu, where BPF LSM and AppArmor are real.
     VmTest,
+    /// Write a CycloneDX SBOM of the sensor binary's dependencies and validate it against the
+    /// CycloneDX JSON schema.
+    Sbom {
+        /// Where to write it (default target/sbom/sensor.cdx.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Supply-chain checks: cargo deny (advisories, licenses, bans, sources) and the SBOM.
+    SupplyCheck,
 }
 
 fn root() -> PathBuf {
@@ -230,6 +240,8 @@ fn main() -> anyhow::Result<()> {
             Err(err).with_context(|| format!("exec {}", bin.display()))
         }
         Cmd::Test => test(),
+        Cmd::Sbom { out } => supply::sbom(out),
+        Cmd::SupplyCheck => supply::check(),
         Cmd::Corpus { only } => {
             sh(cargo().args(["build", "-p", "sensor"]))?;
             if !is_root() {
