@@ -61,6 +61,8 @@ check "sandbox: cgroup files writable (containment)" ns 'd=/sys/fs/cgroup/unifie
 bounded() { ! in_c grep -q 'CapBnd:.*1ffffffffff' "/proc/$pid/status"; }
 check "sandbox: capability bounding set is the unit's, not full" bounded
 in_c systemd-analyze security sensor --no-pager 2>/dev/null | tail -1 | sed 's/^/    /'
+# What the resource limits (MemoryMax, TasksMax, LimitNOFILE) bound, for the README.
+in_c sh -c "echo \"    agent: \$(grep -E 'VmRSS|Threads' /proc/$pid/status | tr -s '\t\n' '  ') fds: \$(ls /proc/$pid/fd | wc -l)\""
 
 # Health endpoints on the metrics listener (127.0.0.1:9464 in the packaged config).
 http_status() { in_c bash -c "exec 3<>/dev/tcp/127.0.0.1/9464 && printf 'GET $1 HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && head -1 <&3" 2>/dev/null | tr -d '\r'; }
@@ -84,13 +86,16 @@ check "upgrade: new version installed ($(in_c dpkg-query -W -f '${Version}' sens
 	test "$(in_c dpkg-query -W -f '${Version}' sensor)" = "$(dpkg-deb -f "$DEB2" Version)"
 check "upgrade: file in /var/lib/sensor survived" test "$(in_c cat /var/lib/sensor/deploy-test-marker)" = keep
 check "upgrade: conffile edit kept" in_c grep -q '^fold_window_secs = 61$' /etc/sensor/sensor.toml
-upgraded() { active && [ "$(prop MainPID)" != "$pid0" ]; }
+# Serving on its control socket: started, not just spawned (matters without sd_notify).
+serving() { in_c sensor status >/dev/null 2>&1; }
+upgraded() { active && [ "$(prop MainPID)" != "$pid0" ] && serving; }
 check "upgrade: service restarted and active" wait_for 90 upgraded
 
 # Clean stop: SIGTERM, the agent exits 0.
 in_c systemctl stop sensor
 stopped_clean() { [ "$(in_c systemctl is-active sensor)" = inactive ] && [ "$(prop Result)" = success ] && [ "$(prop ExecMainStatus)" = 0 ]; }
 check "systemctl stop: inactive, Result=success, exit status 0" stopped_clean
+stopped_clean || echo "    $(in_c systemctl show -p ActiveState -p Result -p ExecMainCode -p ExecMainStatus sensor | tr '\n' ' ')"
 
 # Remove keeps state; purge deletes it.
 in_c dpkg -r sensor >/dev/null

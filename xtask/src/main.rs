@@ -6,6 +6,7 @@
 
 mod bench;
 mod corpus;
+mod deploy;
 mod vm;
 
 use std::{
@@ -76,6 +77,9 @@ enum Cmd {
     /// The kernel matrix (root): focused kernel tests on this host's kernel and on Debian's
     /// Linux 6.1 under qemu, where BPF LSM and AppArmor are real.
     VmTest,
+    /// The deployment artifacts (root): the Debian package under a real systemd, the runtime
+    /// container image, the Kubernetes manifest and Helm chart (deploy/).
+    DeployTest,
 }
 
 fn root() -> PathBuf {
@@ -230,6 +234,10 @@ fn main() -> anyhow::Result<()> {
             Err(err).with_context(|| format!("exec {}", bin.display()))
         }
         Cmd::Test => test(),
+        Cmd::DeployTest => {
+            deploy::setup()?;
+            deploy::test()
+        }
         Cmd::Corpus { only } => {
             sh(cargo().args(["build", "-p", "sensor"]))?;
             if !is_root() {
