@@ -6,6 +6,7 @@
 
 mod bench;
 mod corpus;
+mod deploy;
 mod supply;
 mod vm;
 
@@ -86,6 +87,9 @@ enum Cmd {
     },
     /// Supply-chain checks: cargo deny (advisories, licenses, bans, sources) and the SBOM.
     SupplyCheck,
+    /// The deployment artifacts (root): the Debian package under a real systemd, the runtime
+    /// container image, the Kubernetes manifest and Helm chart (deploy/).
+    DeployTest,
 }
 
 fn root() -> PathBuf {
@@ -189,6 +193,9 @@ fn test() -> anyhow::Result<()> {
     setup()?;
     sh(cargo().args(["fmt", "--all", "--check"]))?;
     sh(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // Supply chain: cargo deny (advisories when the database is reachable), the SBOM.
+    supply::setup()?;
+    supply::check()?;
     // The default members: everything but the eBPF crate, which only builds for BPF (through
     // sensor/build.rs).
     sh(cargo().args(["build"]))?;
@@ -214,8 +221,13 @@ fn test() -> anyhow::Result<()> {
     // AppArmor), about two minutes.
     if is_root() {
         vm::vm_test()?;
+        // Deployment: the Debian package under a real systemd, the container image, the
+        // Kubernetes manifests (uses the release binary the matrix built).
+        deploy::setup()?;
+        deploy::test()?;
     } else {
         eprintln!("SKIP kernel matrix (vm-test): needs root to load eBPF programs");
+        eprintln!("SKIP deployment tests (deploy-test): need root for podman and systemd");
     }
     Ok(())
 }
@@ -242,6 +254,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test => test(),
         Cmd::Sbom { out } => supply::sbom(out),
         Cmd::SupplyCheck => supply::check(),
+        Cmd::DeployTest => {
+            deploy::setup()?;
+            deploy::test()
+        }
         Cmd::Corpus { only } => {
             sh(cargo().args(["build", "-p", "sensor"]))?;
             if !is_root() {

@@ -94,6 +94,12 @@ const STEPS: &[Step] = &[
         host_skip: None,
     },
     Step {
+        name: "self-protection (capabilities, tamper alerts, LSM refusal)",
+        test: Some(("kernel_self_protect", &[])),
+        vm_only_script: None,
+        host_skip: None,
+    },
+    Step {
         name: "host isolation (root cgroup)",
         test: None,
         vm_only_script: Some("vm/tests/host-isolation.sh"),
