@@ -38,6 +38,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     #[error("cannot create the state directory {path}: {source}")]
     StateDir {
         path: String,
@@ -116,6 +118,25 @@ struct Shared {
     /// systemd watchdog.
     pipeline_beat: Arc<std::sync::atomic::AtomicU64>,
     ready: std::sync::atomic::AtomicBool,
+    audit: crate::audit::SharedAudit,
+}
+
+impl Shared {
+    /// An agent-side audit record (`actor` = agent).
+    fn audit(&self, action: &str, target: &str, outcome: &str, detail: serde_json::Value) {
+        crate::audit::log(
+            &self.audit,
+            crate::audit::Record {
+                actor: "agent".into(),
+                action: action.into(),
+                target: target.into(),
+                mode: "auto".into(),
+                outcome: outcome.into(),
+                detail,
+                ..Default::default()
+            },
+        );
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -365,6 +386,7 @@ pub async fn run(
             path: opts.state_dir.0.display().to_string(),
             source,
         })?;
+    let audit = crate::audit::shared(&opts.state_dir.0.join("audit.jsonl"))?;
     let alert_dir = match &cfg.alert_log.dir {
         Some(dir) => {
             link_alert_dir(&opts.state_dir.alerts(), dir);
@@ -531,6 +553,7 @@ pub async fn run(
         }),
         pipeline_beat: Arc::new(std::sync::atomic::AtomicU64::new(unix_ms())),
         ready: std::sync::atomic::AtomicBool::new(false),
+        audit: audit.clone(),
     });
     let output_tasks = outputs.start(senders);
     if let Some(error) = &baseline_error {
@@ -601,6 +624,7 @@ pub async fn run(
             let (shared, hub, opts) = (shared.clone(), hub.clone(), opts.clone());
             Box::new(move || status(&shared, &hub, &opts))
         },
+        audit: Some(audit.clone()),
         incidents: {
             let shared = shared.clone();
             Box::new(move || {
@@ -874,6 +898,12 @@ pub async fn run(
                         }
                     }
                     if let Some(alert) = monitor.check(&pipe_shared.losses(), last_health) {
+                        pipe_shared.audit(
+                            "events-dropped",
+                            "pipeline",
+                            "failed",
+                            alert.fields.get("lost").cloned().unwrap_or_default(),
+                        );
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
                         write_alert(&mut alert_log, &outputs, &stats, &alert);
                     }
@@ -911,6 +941,7 @@ pub async fn run(
     }
     let notifier = crate::host::notify::Notifier::from_env();
     shared.ready.store(true, Ordering::Relaxed);
+    audit_start(&audit, &opts, &shared);
     notifier.tell("READY=1\nSTATUS=probes attached, sensor running");
     if let Ok(mut st) = shared.self_protection.lock() {
         st.sd_notify = notifier.enabled();
@@ -935,6 +966,21 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     notifier.tell("STOPPING=1");
+    crate::audit::log(
+        &audit,
+        crate::audit::Record {
+            actor: "agent".into(),
+            action: "agent-stop".into(),
+            target: "sensor".into(),
+            mode: "auto".into(),
+            outcome: "ok".into(),
+            detail: serde_json::json!({
+                "uptime_secs": shared.stats.started.elapsed().as_secs(),
+                "lost": shared.losses(),
+            }),
+            ..Default::default()
+        },
+    );
     if let Some(t) = watchdog_task {
         t.abort();
     }
@@ -1236,6 +1282,12 @@ async fn reload_loop(
                     by_signal,
                     "ruleset reloaded"
                 );
+                shared.audit(
+                    "rules-reload",
+                    "rules",
+                    "ok",
+                    serde_json::json!({"rules": status.loaded, "generation": generation, "by_signal": by_signal}),
+                );
                 if tx
                     .send(Control::Rules(Box::new(rules), Box::new(status)))
                     .is_err()
@@ -1250,6 +1302,12 @@ async fn reload_loop(
                 if let Ok(mut r) = shared.rules.lock() {
                     r.last_error = verdict.problems.clone();
                 }
+                shared.audit(
+                    "rules-reload",
+                    "rules",
+                    "refused",
+                    serde_json::json!({"problems": verdict.problems}),
+                );
                 let alert = crate::alert::Alert::new(
                     "sensor.rules_reload_refused",
                     "Rule reload refused",
@@ -1297,6 +1355,12 @@ async fn reload_ioc(
     match result {
         Ok(set) => {
             tracing::info!(indicators = set.len(), "indicators reloaded");
+            shared.audit(
+                "ioc-reload",
+                "indicators",
+                "ok",
+                serde_json::json!({"indicators": set.len()}),
+            );
             shared
                 .stats
                 .ioc_indicators
@@ -1305,6 +1369,12 @@ async fn reload_ioc(
         }
         Err(problem) => {
             tracing::error!(%problem, "indicators refused; the previous ones stay");
+            shared.audit(
+                "ioc-reload",
+                "indicators",
+                "refused",
+                serde_json::json!({"problem": problem}),
+            );
             let alert = crate::alert::Alert::new(
                 "sensor.ioc_reload_refused",
                 "Indicator reload refused",
@@ -1442,6 +1512,68 @@ fn trigger_playbooks(
             shared.response_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// `agent-start` with what runs (version, config hash, rules, privileges), and `config-change`
+/// when the config differs from the previous start's.
+fn audit_start(audit: &crate::audit::SharedAudit, opts: &RunOptions, shared: &Shared) {
+    let text = toml::to_string(&opts.config).unwrap_or_default();
+    let hash = crate::ioc::hashes::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+    let previous = audit
+        .lock()
+        .map(|a| a.path().to_path_buf())
+        .map(|p| crate::audit::read(&p))
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|e| e.action == "agent-start")
+        .and_then(|e| e.detail.get("config_sha256")?.as_str().map(str::to_owned));
+    let rules = shared.rules.lock().map(|r| r.loaded).unwrap_or(0);
+    let sp = shared
+        .self_protection
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let config = opts
+        .config_path
+        .as_ref()
+        .map_or("embedded default".into(), |p| p.display().to_string());
+    if let Some(old) = previous.filter(|old| *old != hash) {
+        crate::audit::log(
+            audit,
+            crate::audit::Record {
+                actor: "agent".into(),
+                action: "config-change".into(),
+                target: config.clone(),
+                mode: "auto".into(),
+                outcome: "ok".into(),
+                detail: serde_json::json!({"old_sha256": old, "new_sha256": hash}),
+                ..Default::default()
+            },
+        );
+    }
+    crate::audit::log(
+        audit,
+        crate::audit::Record {
+            actor: "agent".into(),
+            action: "agent-start".into(),
+            target: "sensor".into(),
+            mode: "auto".into(),
+            outcome: "ok".into(),
+            detail: serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "pid": std::process::id(),
+                "config": config,
+                "config_sha256": hash,
+                "rules": rules,
+                "capabilities": crate::host::caps::current()
+                    .map(|(c, _)| crate::host::caps::names(c.effective))
+                    .unwrap_or_default(),
+                "refusing_signals": sp.refusing,
+            }),
+            ..Default::default()
+        },
+    );
 }
 
 /// Every second: the agent's current threads for the kernel guard, and a new supervisor when

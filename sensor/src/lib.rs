@@ -16,9 +16,11 @@
 pub mod agent;
 pub mod alert;
 pub mod api;
+pub mod audit;
 pub mod baseline;
 pub mod cli;
 pub mod clock;
+pub mod compliance;
 pub mod config;
 pub mod detect;
 pub mod dlp;

@@ -145,10 +145,22 @@ fn test_binaries(names: &[&str]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
     Ok(found)
 }
 
+/// `SENSOR_VM_ONLY=kernel_respond,kernel_self_protect` runs only those steps (a quick rerun
+/// by hand; CI never sets it).
+fn selected(s: &Step) -> bool {
+    match std::env::var("SENSOR_VM_ONLY") {
+        Ok(only) if !only.is_empty() => s
+            .test
+            .is_some_and(|(bin, _)| only.split(',').any(|o| o.trim() == bin)),
+        _ => true,
+    }
+}
+
 /// The host column: the same test steps on this machine's kernel.
 fn run_host(bins: &BTreeMap<String, PathBuf>, sensor: &Path) -> Vec<(String, String)> {
     STEPS
         .iter()
+        .filter(|s| selected(s))
         .map(|s| {
             let result = match (s.host_skip, s.test) {
                 (Some(why), _) => format!("n/a ({why})"),
@@ -192,7 +204,7 @@ fn vm_script(bins: &BTreeMap<String, PathBuf>, sensor: &Path) -> String {
     let _ = writeln!(o, "export SENSOR_BIN={}", sensor.display());
     // This kernel loads BPF LSM programs: the agent must enforce with them.
     let _ = writeln!(o, "export SENSOR_EXPECT_BACKEND=lsm");
-    for (i, s) in STEPS.iter().enumerate() {
+    for (i, s) in STEPS.iter().enumerate().filter(|(_, s)| selected(s)) {
         match (s.test, s.vm_only_script) {
             (Some((bin, args)), _) => {
                 let _ = writeln!(

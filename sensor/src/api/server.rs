@@ -40,6 +40,32 @@ pub struct ApiContext {
     /// Queues test alerts on the pipeline; returns their ids.
     pub test_alert:
         Box<dyn Fn(u32, crate::alert::Severity, Option<String>) -> Vec<String> + Send + Sync>,
+    /// Refused peers and state-changing requests are recorded here.
+    pub audit: Option<crate::audit::SharedAudit>,
+}
+
+/// What an audited request changes: the baseline command's name and workload, or `None` for
+/// the read-only ones.
+fn baseline_change(cmd: &crate::baseline::Command) -> Option<(String, String)> {
+    use crate::baseline::Command as C;
+    let workload = match cmd {
+        C::List | C::Show { .. } | C::Diff { .. } | C::Export { .. } | C::ProfileStatus => {
+            return None;
+        }
+        C::Import { baseline } => baseline.workload.key(),
+        C::Learn { workload, .. }
+        | C::Freeze { workload }
+        | C::Reset { workload }
+        | C::ProfileShadow { workload }
+        | C::ProfileEnforce { workload, .. }
+        | C::ProfileOff { workload }
+        | C::ProfileApprove { workload } => workload.clone(),
+    };
+    let name = serde_json::to_value(cmd)
+        .ok()
+        .and_then(|v| v.get("cmd").and_then(|c| c.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "baseline".into());
+    Some((format!("baseline-{}", name.replace('_', "-")), workload))
 }
 
 /// Bind the socket: a stale socket from a previous run is replaced, anything else at the path
@@ -111,6 +137,21 @@ async fn write_line(w: &mut (impl AsyncWriteExt + Unpin), r: &Response) -> Resul
 async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError> {
     let peer_uid = stream.peer_cred().map(|c| c.uid()).ok();
     if !peer_allowed(&stream) {
+        if let Some(a) = &ctx.audit {
+            let pid = stream.peer_cred().ok().and_then(|c| c.pid());
+            crate::audit::log(
+                a,
+                crate::audit::Record {
+                    actor: format!("cli:uid={}", peer_uid.map_or("?".into(), |u| u.to_string())),
+                    action: "api-auth".into(),
+                    target: "control socket".into(),
+                    mode: "unix".into(),
+                    outcome: "refused".into(),
+                    detail: serde_json::json!({"reason": "peer uid not allowed", "pid": pid}),
+                    ..Default::default()
+                },
+            );
+        }
         let (_, mut w) = stream.into_split();
         return write_line(&mut w, &Response::Error("permission denied".into())).await;
     }
@@ -149,9 +190,31 @@ async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError
             write_line(&mut w, &Response::Contain(Box::new(reply))).await
         }
         Request::Baseline { command } => {
+            let change = baseline_change(&command);
             let reply = (ctx.baseline)(command).await.unwrap_or_else(|_| {
                 crate::baseline::Reply::Error("the agent is shutting down".into())
             });
+            if let (Some((action, workload)), Some(a)) = (change, &ctx.audit) {
+                let error = match &reply {
+                    crate::baseline::Reply::Error(e) => Some(e.clone()),
+                    _ => None,
+                };
+                crate::audit::log(
+                    a,
+                    crate::audit::Record {
+                        actor: format!(
+                            "cli:uid={}",
+                            peer_uid.map_or("?".into(), |u| u.to_string())
+                        ),
+                        action,
+                        target: workload,
+                        mode: "manual".into(),
+                        outcome: if error.is_some() { "failed" } else { "ok" }.into(),
+                        detail: serde_json::json!({ "error": error }),
+                        ..Default::default()
+                    },
+                );
+            }
             write_line(&mut w, &Response::Baseline(Box::new(reply))).await
         }
         Request::Events {

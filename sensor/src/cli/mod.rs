@@ -3,6 +3,7 @@
 mod baseline;
 mod bundle;
 mod profile;
+mod report;
 mod respond;
 
 use std::{
@@ -114,8 +115,11 @@ pub enum Command {
     Playbooks(respond::PlaybooksArgs),
     /// Evidence bundles: collect, verify, list.
     Evidence(respond::EvidenceArgs),
-    /// The hash-chained audit trail of containment actions.
+    /// The hash-chained audit trail: containment, agent start/stop and config, rule,
+    /// indicator, baseline and profile changes, refused control-socket peers, losses.
     Audit(respond::AuditArgs),
+    /// Reports: compliance evidence (SOC 2, ISO 27001).
+    Report(report::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -363,6 +367,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Playbooks(args) => respond::playbooks(cli.config.as_deref(), args),
         Command::Evidence(args) => respond::evidence(&state, args),
         Command::Audit(args) => respond::audit(&state, args),
+        Command::Report(args) => report::main(&state, args),
         Command::Config { command } => match command {
             ConfigCommand::Check { file, offline } => {
                 let path = file.or(cli.config);

@@ -66,6 +66,10 @@ pub const RUNTIME: &[(Capability, &str)] = &[
         "restoring a quarantined file's owner",
     ),
     (Capability::CAP_KILL, "kill containment"),
+    (
+        Capability::CAP_SYS_NICE,
+        "moving processes that hold more capabilities than the agent into containment cgroups (the cpuset controller's attach check)",
+    ),
 ];
 
 /// Needed only where the kernel predates CAP_BPF and CAP_PERFMON (Linux 5.8): there every

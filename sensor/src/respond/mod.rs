@@ -10,7 +10,7 @@
 //!                                                  └─ audit.jsonl (hash-chained)
 //! ```
 
-pub mod audit;
+pub use crate::audit;
 pub mod bundle;
 pub mod cgroup;
 pub mod config;

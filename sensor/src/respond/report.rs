@@ -23,7 +23,7 @@ fn safe(s: &str) -> String {
 }
 
 /// Markdown: backslash-escape the characters that format, and keep to one line.
-fn md(s: &str) -> String {
+pub(crate) fn md(s: &str) -> String {
     let mut out = String::new();
     for c in safe(s).chars() {
         if "\\`*_{}[]()#+-.!|<>~".contains(c) {
@@ -34,7 +34,7 @@ fn md(s: &str) -> String {
     out
 }
 
-fn html(s: &str) -> String {
+pub(crate) fn html(s: &str) -> String {
     let mut out = String::new();
     for c in safe(s).chars() {
         match c {

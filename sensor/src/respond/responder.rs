@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    audit::{Audit, Record},
+    audit::Record,
     cgroup,
     config::{RespondConfig, parse_allow},
     guard::{Guard, RateLimit, Refusal},
@@ -301,7 +301,7 @@ pub struct Responder {
     dir: PathBuf,
     guard: Guard,
     rate: RateLimit,
-    audit: Audit,
+    audit: crate::audit::SharedAudit,
     kernel: Box<dyn Kernel>,
     v2_root: Option<PathBuf>,
     active: Vec<Containment>,
@@ -363,7 +363,8 @@ impl Responder {
     ) -> Result<Responder, String> {
         let dir = opts.state_dir.join("respond");
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let audit = Audit::open(&opts.state_dir.join("audit.jsonl")).map_err(|e| e.to_string())?;
+        let audit =
+            crate::audit::shared(&opts.state_dir.join("audit.jsonl")).map_err(|e| e.to_string())?;
         let active: Vec<Containment> = std::fs::read(dir.join("active.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -644,9 +645,7 @@ impl Responder {
     }
 
     fn audit_write(&mut self, r: Record) {
-        if let Err(e) = self.audit.append(r) {
-            tracing::error!(error = %e, "audit trail write failed");
-        }
+        crate::audit::log(&self.audit, r);
     }
 
     fn count(&self, f: impl FnOnce(&mut Counters)) {
@@ -1437,7 +1436,12 @@ impl Responder {
             bundle_id = format!("{base}.{n}");
             n += 1;
         }
-        let actions: Vec<_> = super::audit::read(self.audit.path())
+        let trail = self
+            .audit
+            .lock()
+            .map(|a| a.path().to_path_buf())
+            .unwrap_or_default();
+        let actions: Vec<_> = super::audit::read(&trail)
             .into_iter()
             .filter(|e| {
                 (run.is_some() && e.run.as_deref() == run)

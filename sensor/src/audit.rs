@@ -1,5 +1,7 @@
-//! The audit trail: every containment action, refusal and result, one JSON line each,
-//! hash-chained (`prev` is the SHA-256 of the previous line), in `<state>/audit.jsonl`.
+//! The audit trail: containment actions, refusals and results; agent start and stop with the
+//! config's hash; rule, indicator, baseline and profile changes; control-socket requests that
+//! were refused; event losses. One JSON line each, hash-chained (`prev` is the SHA-256 of the
+//! previous line), in `<state>/audit.jsonl`, fsynced.
 
 use std::{
     io::{BufRead, Write},
@@ -63,6 +65,41 @@ pub struct Record {
     pub incident: Option<String>,
     pub alert: Option<String>,
     pub latency_ms: Option<f64>,
+}
+
+/// One trail shared by every writer of a process (the responder, the agent, the API):
+/// two handles on one file would fork the chain.
+pub type SharedAudit = std::sync::Arc<std::sync::Mutex<Audit>>;
+
+/// The process's handle on the trail at `path` (opened on first use).
+pub fn shared(path: &Path) -> Result<SharedAudit, AuditError> {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex, OnceLock, Weak},
+    };
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Mutex<Audit>>>>> = OnceLock::new();
+    let mut open = OPEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(a) = open.get(path).and_then(Weak::upgrade) {
+        return Ok(a);
+    }
+    let a = Arc::new(Mutex::new(Audit::open(path)?));
+    open.retain(|_, w| w.strong_count() > 0);
+    open.insert(path.to_path_buf(), Arc::downgrade(&a));
+    Ok(a)
+}
+
+/// Appends `r`; a failure is logged (the action it records has already happened).
+pub fn log(audit: &SharedAudit, r: Record) {
+    let result = match audit.lock() {
+        Ok(mut a) => a.append(r).map(|_| ()),
+        Err(_) => return tracing::error!("audit trail lock poisoned"),
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, "audit trail write failed");
+    }
 }
 
 pub struct Audit {
