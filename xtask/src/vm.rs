@@ -324,7 +324,14 @@ pub fn vm_test() -> anyhow::Result<()> {
         host_col,
     );
     let mut failed = !vm.success();
-    for (i, (name, h)) in host.iter().enumerate() {
+    // The VM numbers its steps by their place in STEPS, selected or not.
+    let index: Vec<usize> = STEPS
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| selected(s))
+        .map(|(i, _)| i)
+        .collect();
+    for ((name, h), i) in host.iter().zip(index) {
         let v = vm_results
             .get(&i)
             .cloned()
