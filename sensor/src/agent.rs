@@ -65,6 +65,8 @@ pub enum AgentError {
     Playbooks(Vec<String>),
     #[error("containment: {0}")]
     Respond(String),
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
     #[error("cannot serve metrics on {address}: {source}")]
     Metrics {
         address: String,
@@ -119,6 +121,11 @@ struct Shared {
     pipeline_beat: Arc<std::sync::atomic::AtomicU64>,
     ready: std::sync::atomic::AtomicBool,
     audit: crate::audit::SharedAudit,
+    /// The remote API's counters and token store, once it serves.
+    remote: std::sync::OnceLock<(
+        Arc<crate::remote::Counters>,
+        Arc<Mutex<crate::remote::tokens::TokenStore>>,
+    )>,
 }
 
 impl Shared {
@@ -369,6 +376,11 @@ fn status(shared: &Shared, hub: &Hub, opts: &RunOptions) -> StatusReport {
             }
             sp
         },
+        remote_api: shared.remote.get().map(|(c, tokens)| {
+            let now = crate::clock::Clock::unix_now();
+            let active = tokens.lock().map(|t| t.list(false, now).len()).unwrap_or(0);
+            c.snapshot(&opts.config.api.remote, active)
+        }),
     }
 }
 
@@ -554,7 +566,9 @@ pub async fn run(
         pipeline_beat: Arc::new(std::sync::atomic::AtomicU64::new(unix_ms())),
         ready: std::sync::atomic::AtomicBool::new(false),
         audit: audit.clone(),
+        remote: std::sync::OnceLock::new(),
     });
+    let feed = Arc::new(crate::api::feed::AlertFeed::new());
     let output_tasks = outputs.start(senders);
     if let Some(error) = &baseline_error {
         let alert = crate::alert::Alert::new(
@@ -564,7 +578,7 @@ pub async fn run(
             format!("behavioural baselines are off: {error}"),
         )
         .with_tag("sensor-health");
-        write_alert(&mut alert_log, &outputs, &stats, &alert);
+        write_alert(&mut alert_log, &outputs, &stats, &feed, &alert);
     }
     // Unbounded: reloads and self-alerts are rare, and a reload must never be dropped.
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
@@ -603,15 +617,31 @@ pub async fn run(
             .map_err(|e| AgentError::Respond(e.to_string()))?
     };
     let contain_tx = job_tx.clone();
+    let raise_tx = ctl_tx.clone();
+    let reload_now = Arc::new(tokio::sync::Notify::new());
     let reload_task = tokio::spawn(reload_loop(
         opts.config.rules.clone(),
         opts.config.ioc.paths.clone(),
         ctl_tx,
         shared.clone(),
         signing,
+        reload_now.clone(),
     ));
     let hub = Arc::new(Hub::new(cfg.health.subscriber_queue, stats.clone()));
+    let peers = api::peers::Peers::resolve(&cfg.api)?;
     let listener = server::bind(&opts.state_dir.socket())?;
+    peers.apply_group(&opts.state_dir.socket())?;
+    let tokens_path = opts.state_dir.0.join("api/tokens.json");
+    let tokens = match crate::remote::tokens::TokenStore::open(&tokens_path) {
+        Ok(t) => t,
+        // Monitoring must not stop over a token file while the remote API is off.
+        Err(error) if !cfg.api.remote.enabled => {
+            tracing::error!(%error, "token store unreadable; remote API tokens start empty");
+            crate::remote::tokens::TokenStore::empty(&tokens_path)
+        }
+        Err(error) => return Err(crate::remote::RemoteError::from(error).into()),
+    };
+    let tokens = Arc::new(Mutex::new(tokens));
     // Remove the socket at exit only if it is still ours (another agent may have taken over
     // the path after us).
     let socket_ino = std::fs::metadata(opts.state_dir.socket())
@@ -625,6 +655,23 @@ pub async fn run(
             Box::new(move || status(&shared, &hub, &opts))
         },
         audit: Some(audit.clone()),
+        peers,
+        feed: feed.clone(),
+        tokens: tokens.clone(),
+        token_ttl_secs: (opts.config.api.remote.token_ttl_hours * 3600) as i64,
+        token_grace_secs: opts.config.api.remote.rotation_grace_secs as i64,
+        reload_rules: {
+            let n = reload_now.clone();
+            Box::new(move || n.notify_one())
+        },
+        metrics: {
+            let (shared, hub, opts, outputs) =
+                (shared.clone(), hub.clone(), opts.clone(), outputs.clone());
+            Box::new(move || {
+                crate::output::metrics::render(&status(&shared, &hub, &opts), &outputs)
+            })
+        },
+        stats: stats.clone(),
         incidents: {
             let shared = shared.clone();
             Box::new(move || {
@@ -682,7 +729,44 @@ pub async fn run(
             Arc::new(move || health_shared.health()),
         ))
     });
-    let api_task = tokio::spawn(server::serve(listener, ctx));
+    let api_task = tokio::spawn(server::serve(listener, ctx.clone()));
+    let remote_task = if opts.config.api.remote.enabled {
+        let counters = Arc::new(crate::remote::Counters::default());
+        let remote = crate::remote::server::Remote::new(
+            opts.config.api.remote.clone(),
+            ctx.clone(),
+            counters.clone(),
+            Box::new(move |a| {
+                let _ = raise_tx.send(Control::Alert(Box::new(a)));
+            }),
+        )?;
+        let listener = remote.bind().await?;
+        let _ = shared.remote.set((counters, tokens.clone()));
+        tracing::info!(
+            listen = %opts.config.api.remote.listen,
+            tls = !opts.config.api.remote.plain_http,
+            mtls = opts.config.api.remote.client_ca.is_some(),
+            "remote API serving"
+        );
+        Some(tokio::spawn(crate::remote::server::serve(listener, remote)))
+    } else {
+        None
+    };
+    // Token use (last use, source) is saved every 30 s and at exit, not on every request.
+    let token_task = {
+        let tokens = tokens.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                every.tick().await;
+                if let Ok(mut t) = tokens.lock()
+                    && let Err(error) = t.save_if_dirty()
+                {
+                    tracing::warn!(%error, "cannot save token use");
+                }
+            }
+        })
+    };
     // `<state>/status.json`, rewritten every second: a heartbeat for monitoring that needs no
     // socket (and no connect of its own while it watches the counters).
     let status_task = {
@@ -789,7 +873,7 @@ pub async fn run(
                     }
                     Ok(Err(Control::Alert(a))) => {
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
-                        write_alert(&mut alert_log, &outputs, &stats, &a);
+                        write_alert(&mut alert_log, &outputs, &stats, &feed, &a);
                     }
                     Ok(Ok(Some(batch))) => {
                         for bytes in batch {
@@ -819,7 +903,7 @@ pub async fn run(
                                 }
                             }
                             for alert in out.alerts {
-                                write_alert(&mut alert_log, &outputs, &stats, &alert);
+                                write_alert(&mut alert_log, &outputs, &stats, &feed, &alert);
                             }
                             if let Some(ev) = &out.event
                                 && pipeline_deny_hashes.any.load(Ordering::Relaxed)
@@ -858,7 +942,7 @@ pub async fn run(
                             stats.alerts.load(Ordering::Relaxed),
                             pipe_shared.losses().total(),
                         );
-                        write_alert(&mut alert_log, &outputs, &stats, &hb);
+                        write_alert(&mut alert_log, &outputs, &stats, &feed, &hb);
                     }
                     for alert in pipeline.tick(Clock::boot_ns_now()) {
                         if !pipeline_playbooks.is_empty() {
@@ -872,7 +956,7 @@ pub async fn run(
                                 &proc_root,
                             );
                         }
-                        write_alert(&mut alert_log, &outputs, &stats, &alert);
+                        write_alert(&mut alert_log, &outputs, &stats, &feed, &alert);
                     }
                     let tracker = pipeline.detector.incidents();
                     persist_incidents(&incidents_file, tracker.take_closed());
@@ -905,12 +989,12 @@ pub async fn run(
                             alert.fields.get("lost").cloned().unwrap_or_default(),
                         );
                         stats.alerts.fetch_add(1, Ordering::Relaxed);
-                        write_alert(&mut alert_log, &outputs, &stats, &alert);
+                        write_alert(&mut alert_log, &outputs, &stats, &feed, &alert);
                     }
                 }
             }
             for alert in pipeline.finish() {
-                write_alert(&mut alert_log, &outputs, &stats, &alert);
+                write_alert(&mut alert_log, &outputs, &stats, &feed, &alert);
             }
             if let Some(engine) = pipeline.baseline.as_mut() {
                 save_baselines(engine, baseline_store.as_mut());
@@ -987,6 +1071,15 @@ pub async fn run(
     reader_task.abort();
     let _ = reader_task.await;
     api_task.abort();
+    if let Some(t) = remote_task {
+        t.abort();
+    }
+    token_task.abort();
+    if let Ok(mut t) = tokens.lock()
+        && let Err(error) = t.save_if_dirty()
+    {
+        tracing::warn!(%error, "cannot save token use");
+    }
     status_task.abort();
     for t in output_tasks {
         t.abort();
@@ -1220,6 +1313,7 @@ async fn reload_loop(
     tx: mpsc::UnboundedSender<Control>,
     shared: Arc<Shared>,
     signing: Arc<crate::signing::Gate>,
+    now: Arc<tokio::sync::Notify>,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -1236,6 +1330,7 @@ async fn reload_loop(
     loop {
         let by_signal = tokio::select! {
             _ = every.tick() => false,
+            () = now.notified() => true,
             Some(()) = async {
                 match hup.as_mut() {
                     Some(h) => h.recv().await,
@@ -1626,11 +1721,18 @@ fn link_alert_dir(link: &std::path::Path, dir: &std::path::Path) {
     }
 }
 
-fn write_alert(log: &mut AlertLog, outputs: &Outputs, stats: &Stats, alert: &crate::alert::Alert) {
+fn write_alert(
+    log: &mut AlertLog,
+    outputs: &Outputs,
+    stats: &Stats,
+    feed: &crate::api::feed::AlertFeed,
+    alert: &crate::alert::Alert,
+) {
     let mut alert = alert.clone();
     crate::host::identity::stamp(&mut alert);
     let alert = &alert;
     outputs.deliver(alert);
+    feed.publish(alert);
     match log.append(alert) {
         Ok(outcome) => {
             if let Some(error) = outcome.rotation_error {

@@ -69,6 +69,9 @@ pub struct Config {
     /// Signed rule, indicator and profile bundles (`[signing]`).
     #[serde(default)]
     pub signing: crate::signing::SigningConfig,
+    /// Who may use the control socket; the remote API (`[api.remote]`, off by default).
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
 }
 
 /// The Prometheus endpoint.
@@ -403,6 +406,11 @@ impl Config {
                 "metrics.listen",
                 format!("{l:?} is not an address:port (e.g. 127.0.0.1:9464)"),
             ));
+        }
+        if self.api.remote.enabled
+            && let Err(e) = self.api.remote.check()
+        {
+            return Err(invalid("api.remote", e.to_string()));
         }
         if self.rules.reload_check_secs == 0 {
             return Err(invalid(

@@ -10,7 +10,8 @@
 //! - `health`, `stats`: loss counters and the drop alert;
 //! - `respond`: containment, playbooks and evidence bundles under chain of custody;
 //! - `signing`: signed rule, indicator and profile bundles, and who must use them;
-//! - `api`: the control socket; `agent`: `sensor run`; `cli`: the command line;
+//! - `api`: the control socket; `remote`: the HTTPS API, tokens and the dashboard;
+//!   `agent`: `sensor run`; `cli`: the command line;
 //! - `config`, `clock`.
 
 pub mod agent;
@@ -34,6 +35,7 @@ pub mod output;
 pub mod pipeline;
 pub mod probes;
 pub mod profile;
+pub mod remote;
 pub mod respond;
 pub mod rules;
 pub mod selftest;

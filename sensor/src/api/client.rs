@@ -23,7 +23,13 @@ impl Client {
             message: e.to_string(),
         })?;
         line.push(b'\n');
-        stream.write_all(&line)?;
+        // A refused peer is told why and disconnected before its request is read: the
+        // write then fails with EPIPE, but the reason waits to be read.
+        if let Err(e) = stream.write_all(&line)
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(e.into());
+        }
         Ok(Client {
             lines: BufReader::new(stream).lines(),
         })

@@ -6,7 +6,9 @@
 //! slowing the pipeline or other subscribers.
 
 pub mod client;
+pub mod feed;
 pub mod hub;
+pub mod peers;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -39,6 +41,21 @@ pub enum ApiError {
     Protocol { side: &'static str, message: String },
     #[error("the agent refused the request: {0}")]
     Refused(String),
+    #[error("api.{key}: {message}")]
+    Config { key: &'static str, message: String },
+}
+
+/// `[api]`: who may use the control socket, and the remote API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Group owning the control socket (mode 0660), by name or number; unset: the agent's.
+    pub socket_group: Option<String>,
+    /// Users (names or uids) allowed on the socket besides root and the agent's own user.
+    pub allow_uids: Vec<String>,
+    /// Groups (names or gids) whose members are allowed, by primary or supplementary group.
+    pub allow_groups: Vec<String>,
+    pub remote: crate::remote::RemoteConfig,
 }
 
 /// What a client may ask.
@@ -66,6 +83,21 @@ pub enum Request {
     /// responder with the guards and the audit trail.
     Contain {
         request: crate::respond::responder::ContainRequest,
+    },
+    /// `sensor token ...`: remote API tokens.
+    Token {
+        command: crate::remote::tokens::TokenCommand,
+    },
+    /// Reload rules and indicators now (as SIGHUP does).
+    ReloadRules,
+    /// Recent alerts (up to `recent`, oldest first), then, with `follow`, live ones.
+    Alerts {
+        #[serde(default)]
+        follow: bool,
+        #[serde(default)]
+        recent: usize,
+        #[serde(default)]
+        filter: feed::AlertQuery,
     },
     /// Recent events (up to `recent`), then, with `follow`, live ones until the client leaves.
     Events {
@@ -106,6 +138,10 @@ pub enum Response {
     /// Test alerts handed to the pipeline (their ids).
     TestAlerts(Vec<String>),
     Contain(Box<crate::respond::responder::ContainReply>),
+    Token(Box<crate::remote::tokens::TokenReply>),
+    /// A request the agent took (a reload): what it will do.
+    Accepted(String),
+    Alert(Box<feed::Numbered>),
     Error(String),
 }
 
@@ -190,6 +226,9 @@ pub struct StatusReport {
     pub respond: RespondStatus,
     #[serde(default)]
     pub self_protection: SelfProtectionStatus,
+    /// The remote API, when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_api: Option<crate::remote::RemoteStatus>,
 }
 
 /// Least privilege and self-protection in `sensor status`.

@@ -42,6 +42,106 @@ pub struct ApiContext {
         Box<dyn Fn(u32, crate::alert::Severity, Option<String>) -> Vec<String> + Send + Sync>,
     /// Refused peers and state-changing requests are recorded here.
     pub audit: Option<crate::audit::SharedAudit>,
+    /// Who may connect besides root and the agent's user.
+    pub peers: super::peers::Peers,
+    /// Alerts raised, for `sensor alerts watch` and the remote API.
+    pub feed: Arc<super::feed::AlertFeed>,
+    /// Remote API tokens, and the default lifetime and rotation grace (seconds).
+    pub tokens: Arc<std::sync::Mutex<crate::remote::tokens::TokenStore>>,
+    pub token_ttl_secs: i64,
+    pub token_grace_secs: i64,
+    /// Ask the reload task to reload rules and indicators now.
+    pub reload_rules: Box<dyn Fn() + Send + Sync>,
+    /// Prometheus text, for the remote API.
+    pub metrics: Box<dyn Fn() -> String + Send + Sync>,
+    pub stats: Arc<crate::stats::Stats>,
+}
+
+/// Record a baseline or profile change (the local socket and the remote API both make them).
+pub fn audit_baseline(
+    audit: &crate::audit::SharedAudit,
+    cmd: &crate::baseline::Command,
+    reply: &crate::baseline::Reply,
+    actor: &str,
+) {
+    let Some((action, workload)) = baseline_change(cmd) else {
+        return;
+    };
+    let error = match reply {
+        crate::baseline::Reply::Error(e) => Some(e.clone()),
+        _ => None,
+    };
+    crate::audit::log(
+        audit,
+        crate::audit::Record {
+            actor: actor.to_owned(),
+            action,
+            target: workload,
+            mode: "manual".into(),
+            outcome: if error.is_some() { "failed" } else { "ok" }.into(),
+            detail: serde_json::json!({ "error": error }),
+            ..Default::default()
+        },
+    );
+}
+
+/// A token command, run on the store.
+fn token_command(
+    ctx: &ApiContext,
+    cmd: crate::remote::tokens::TokenCommand,
+    actor: &str,
+) -> crate::remote::tokens::TokenReply {
+    use crate::remote::tokens::{TokenCommand as C, TokenReply as R};
+    let now = crate::clock::Clock::unix_now();
+    let Ok(mut store) = ctx.tokens.lock() else {
+        return R::Error("token store unavailable".into());
+    };
+    let (action, target, result) = match cmd {
+        C::List { all } => return R::List(store.list(all, now)),
+        C::Create {
+            name,
+            scope,
+            ttl_secs,
+        } => {
+            let ttl = ttl_secs.unwrap_or(ctx.token_ttl_secs);
+            let r = store.create(&name, scope, ttl, actor, now).map(R::Issued);
+            ("token-create", name, r)
+        }
+        C::Rotate { id, grace_secs } => {
+            let grace = grace_secs.unwrap_or(ctx.token_grace_secs);
+            let r = store.rotate(&id, grace, actor, now).map(R::Issued);
+            ("token-rotate", id, r)
+        }
+        C::Revoke { id } => {
+            let r = store.revoke(&id, now).map(|()| R::Revoked(id.clone()));
+            ("token-revoke", id, r)
+        }
+    };
+    drop(store);
+    let reply = result.unwrap_or_else(|e| R::Error(e.to_string()));
+    if let Some(a) = &ctx.audit {
+        let (outcome, detail) = match &reply {
+            R::Error(e) => ("failed", serde_json::json!({ "error": e })),
+            R::Issued(i) => (
+                "ok",
+                serde_json::json!({ "id": i.id, "scope": i.scope, "expires": i.expires }),
+            ),
+            _ => ("ok", serde_json::Value::Null),
+        };
+        crate::audit::log(
+            a,
+            crate::audit::Record {
+                actor: actor.to_owned(),
+                action: action.into(),
+                target: crate::escape::escape_str(&target, 80),
+                mode: "manual".into(),
+                outcome: outcome.into(),
+                detail,
+                ..Default::default()
+            },
+        );
+    }
+    reply
 }
 
 /// What an audited request changes: the baseline command's name and workload, or `None` for
@@ -115,13 +215,15 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ApiContext>) {
     }
 }
 
-/// Root, or the agent's own user. (A configurable group allow-list comes with the API issue.)
-fn peer_allowed(stream: &UnixStream) -> bool {
-    let me = nix::unistd::geteuid().as_raw();
-    stream
-        .peer_cred()
-        .map(|c| c.uid() == 0 || c.uid() == me)
-        .unwrap_or(false)
+/// Root, the agent's own user, or an allowed user or group.
+fn peer_allowed(stream: &UnixStream, peers: &super::peers::Peers) -> bool {
+    stream.peer_cred().is_ok_and(|c| {
+        // Supplementary groups only matter when the primary ones are not enough.
+        peers.allows(c.uid(), c.gid(), &[]) || {
+            let groups = super::peers::peer_groups(stream);
+            peers.allows(c.uid(), c.gid(), &groups)
+        }
+    })
 }
 
 async fn write_line(w: &mut (impl AsyncWriteExt + Unpin), r: &Response) -> Result<(), ApiError> {
@@ -136,7 +238,7 @@ async fn write_line(w: &mut (impl AsyncWriteExt + Unpin), r: &Response) -> Resul
 
 async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError> {
     let peer_uid = stream.peer_cred().map(|c| c.uid()).ok();
-    if !peer_allowed(&stream) {
+    if !peer_allowed(&stream, &ctx.peers) {
         if let Some(a) = &ctx.audit {
             let pid = stream.peer_cred().ok().and_then(|c| c.pid());
             crate::audit::log(
@@ -190,32 +292,66 @@ async fn handle(stream: UnixStream, ctx: Arc<ApiContext>) -> Result<(), ApiError
             write_line(&mut w, &Response::Contain(Box::new(reply))).await
         }
         Request::Baseline { command } => {
-            let change = baseline_change(&command);
+            let cmd = command.clone();
             let reply = (ctx.baseline)(command).await.unwrap_or_else(|_| {
                 crate::baseline::Reply::Error("the agent is shutting down".into())
             });
-            if let (Some((action, workload)), Some(a)) = (change, &ctx.audit) {
-                let error = match &reply {
-                    crate::baseline::Reply::Error(e) => Some(e.clone()),
-                    _ => None,
-                };
-                crate::audit::log(
-                    a,
-                    crate::audit::Record {
-                        actor: format!(
-                            "cli:uid={}",
-                            peer_uid.map_or("?".into(), |u| u.to_string())
-                        ),
-                        action,
-                        target: workload,
-                        mode: "manual".into(),
-                        outcome: if error.is_some() { "failed" } else { "ok" }.into(),
-                        detail: serde_json::json!({ "error": error }),
-                        ..Default::default()
-                    },
-                );
+            if let Some(a) = &ctx.audit {
+                let actor = format!("cli:uid={}", peer_uid.map_or("?".into(), |u| u.to_string()));
+                audit_baseline(a, &cmd, &reply, &actor);
             }
             write_line(&mut w, &Response::Baseline(Box::new(reply))).await
+        }
+        Request::Token { command } => {
+            let actor = format!("cli:uid={}", peer_uid.map_or("?".into(), |u| u.to_string()));
+            let reply = token_command(&ctx, command, &actor);
+            write_line(&mut w, &Response::Token(Box::new(reply))).await
+        }
+        Request::ReloadRules => {
+            (ctx.reload_rules)();
+            let msg = "reload requested; `sensor status` shows the rules generation".to_owned();
+            write_line(&mut w, &Response::Accepted(msg)).await
+        }
+        Request::Alerts {
+            follow,
+            recent,
+            filter,
+        } => {
+            // Subscribe first, so nothing falls between history and live alerts.
+            let mut rx = follow.then(|| ctx.feed.subscribe());
+            if rx.is_some() {
+                write_line(&mut w, &Response::Subscribed).await?;
+            }
+            let (mut page, _) = ctx.feed.page(&super::feed::AlertQuery {
+                limit: recent,
+                ..filter.clone()
+            });
+            page.reverse();
+            let mut last = 0;
+            for n in page {
+                last = n.seq;
+                write_line(&mut w, &Response::Alert(Box::new(n))).await?;
+            }
+            w.flush().await?;
+            let Some(rx) = rx.as_mut() else {
+                return Ok(());
+            };
+            loop {
+                match rx.recv().await {
+                    Ok(n) if n.seq > last && filter.matches(&n.alert) => {
+                        write_line(&mut w, &Response::Alert(Box::new(n))).await?;
+                        w.flush().await?;
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
+                        ctx.stats
+                            .subscriber_dropped
+                            .fetch_add(lost, Ordering::Relaxed);
+                        write_line(&mut w, &Response::Lost(lost)).await?;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+            }
         }
         Request::Events {
             follow,

@@ -1,5 +1,6 @@
 //! The `sensor` command line. Flags say how to run; the config says what to watch.
 
+mod api;
 mod baseline;
 mod bundle;
 mod profile;
@@ -120,6 +121,10 @@ pub enum Command {
     Audit(respond::AuditArgs),
     /// Reports: compliance evidence (SOC 2, ISO 27001).
     Report(report::ReportArgs),
+    /// Remote API tokens: create, rotate, revoke, list (through the running agent).
+    Token(api::TokenArgs),
+    /// The remote HTTPS API: GET/POST as a client, or make a private CA and certificates.
+    Api(api::ApiArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,6 +166,8 @@ pub enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the running agent to reload rules and indicators now (as SIGHUP does).
+    Reload,
 }
 
 #[derive(Args, Debug)]
@@ -355,7 +362,12 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             },
         ),
         Command::Status { json } => status(&state, json),
+        Command::Rules {
+            command: RulesCommand::Reload,
+        } => rules_reload(&state),
         Command::Rules { command } => rules_cmd(cli.config.as_deref(), command),
+        Command::Token(args) => api::token(&state, args),
+        Command::Api(args) => api::api(args),
         Command::Selftest { wait, json } => selftest(&state, wait, json),
         Command::Incidents { command } => incidents_cmd(&state, command),
         Command::Baseline(args) => baseline::main(&state, cli.config.as_deref(), args),
@@ -644,6 +656,19 @@ fn selftest(state: &StateDir, wait: f64, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn rules_reload(state: &StateDir) -> anyhow::Result<()> {
+    let mut c = Client::send(&state.socket(), &Request::ReloadRules)?;
+    match c.next() {
+        Some(Ok(Response::Accepted(msg))) => {
+            println!("{msg}");
+            Ok(())
+        }
+        Some(Ok(_)) => bail!("unexpected response from the agent"),
+        Some(Err(e)) => Err(e.into()),
+        None => bail!("the agent closed the connection without answering"),
+    }
+}
+
 fn rules_cmd(config: Option<&Path>, command: RulesCommand) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     match command {
@@ -716,6 +741,7 @@ fn rules_cmd(config: Option<&Path>, command: RulesCommand) -> anyhow::Result<()>
             }
             Ok(())
         }
+        RulesCommand::Reload => bail!("`rules reload` talks to the running agent"),
     }
 }
 
