@@ -5,6 +5,7 @@
 pub mod receivers;
 pub mod runc;
 pub mod webapp;
+pub mod webdriver;
 
 use std::{
     os::unix::process::CommandExt,
