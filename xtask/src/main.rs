@@ -26,6 +26,9 @@ const TOOLCHAIN: &str = "1.95.0";
 /// runc and a static busybox for container tests, apparmor_parser to check generated profiles,
 /// rsyslog, aiosmtpd and openssl for the delivery tests.
 const APT_PACKAGES: &[&str] = &[
+    // Headless browser tests of the dashboard.
+    "chromium",
+    "chromium-driver",
     "runc",
     "busybox-static",
     "libseccomp-dev",

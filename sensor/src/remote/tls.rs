@@ -127,10 +127,8 @@ pub fn init(
         "client.crt",
         "client.key",
     ];
-    if !force {
-        if let Some(n) = names.iter().find(|n| dir.join(n).exists()) {
-            return Err(TlsSetupError::Exists(dir.join(n).display().to_string()));
-        }
+    if !force && let Some(n) = names.iter().find(|n| dir.join(n).exists()) {
+        return Err(TlsSetupError::Exists(dir.join(n).display().to_string()));
     }
     std::fs::create_dir_all(dir).map_err(|source| TlsSetupError::Write {
         path: dir.display().to_string(),

@@ -1,0 +1,189 @@
+//! The dashboard in a real headless Chromium, served by the real agent over HTTPS, while a
+//! process whose command line is markup runs: the page shows the text literally, no script
+//! runs, no dialog opens, and the CSP is never even needed (no violation is logged). A
+//! screenshot is kept in target/test-artifacts/dashboard.png.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use sensor::config::DEFAULT_TOML;
+use sensor_tests::{Agent, require_root, sensor_bin, webdriver::Driver};
+
+const IMG: &str = "<img src=x onerror=alert(1)>";
+const SCRIPT: &str = "</script><script>window.__pwned=1</script>";
+
+const RULE: &str = r#"
+- rule:
+    id: TEST-MARKUP-001
+    name: Markup in a command line (dashboard test)
+    description: A process whose arguments carry HTML, to check the dashboard renders text.
+    severity: high
+    mitre:
+      tactics: [execution]
+      techniques: [T1059.004]
+    condition: is_exec and proc.args regex "onerror=alert"
+    output: "markup in a command line: %proc.cmdline"
+"#;
+
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+/// A JS expression's value, as a bool.
+fn truthy(d: &Driver, script: &str) -> bool {
+    d.execute(script, &[])
+        .unwrap_or_default()
+        .as_bool()
+        .unwrap_or(false)
+}
+
+#[test]
+fn dashboard_renders_hostile_command_lines_as_text() {
+    if !require_root("dashboard_renders_hostile_command_lines_as_text") {
+        return;
+    }
+    // `cargo xtask test` installs Chromium; without it this test fails rather than skips.
+    assert!(
+        Driver::available(),
+        "chromium and chromedriver are missing: `cargo xtask test` installs them (apt chromium chromium-driver)"
+    );
+    let certs = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(sensor_bin())
+        .args(["api", "tls-init", "--dir"])
+        .arg(certs.path())
+        .args(["--host", "127.0.0.1"])
+        .output()
+        .expect("tls-init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = tempfile::tempdir().expect("rules dir");
+    std::fs::write(rules.path().join("markup.yaml"), RULE).expect("rule");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let text = DEFAULT_TOML
+        .replacen("paths = []", &format!("paths = [{:?}]", rules.path().display().to_string()), 1)
+        .replace(
+            "enabled = false\nlisten = \"127.0.0.1:8443\"\n",
+            &format!(
+                "enabled = true\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                certs.path().join("server.crt").display(),
+                certs.path().join("server.key").display()
+            ),
+        );
+    let agent = Agent::start(Some(&text));
+    let token = agent.cli_json(&[
+        "token", "create", "--name", "browser", "--scope", "respond", "--json",
+    ])["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    let d = Driver::start().expect("start chromium");
+    let url = format!("https://127.0.0.1:{port}/");
+    d.goto(&url).expect("load dashboard");
+    let input = d
+        .wait_css("#token", Duration::from_secs(10))
+        .expect("sign-in field");
+    d.send_keys(&input, &token).expect("type token");
+    let button = d
+        .wait_css("#signin-btn", Duration::from_secs(5))
+        .expect("sign-in button");
+    d.click(&button).expect("sign in");
+    assert!(
+        d.wait_until(
+            Duration::from_secs(15),
+            "return document.querySelector('#conn')?.dataset.state === 'live'"
+        ),
+        "the stream never went live: {}",
+        d.console_logs().unwrap_or_default().join("\n")
+    );
+
+    // The hostile process runs while the page is open.
+    let mut hostile = Command::new("sh")
+        .args(["-c", "sleep 20", IMG, SCRIPT])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn hostile process");
+    let shown = d.wait_until(
+        Duration::from_secs(15),
+        "return [...document.querySelectorAll('#alerts-body tr.alert-row .cmdline')].some(c => c.textContent.includes('onerror=alert(1)'))",
+    );
+    let shot = artifacts().join("dashboard.png");
+    d.screenshot(&shot).expect("screenshot");
+    assert!(
+        shown,
+        "the alert never reached the page (screenshot {})",
+        shot.display()
+    );
+
+    let check = |when: &str| {
+        let cmdline = d
+            .execute(
+                "return [...document.querySelectorAll('#alerts-body tr.alert-row .cmdline')].map(c => c.textContent).find(t => t.includes('onerror')) || ''",
+                &[],
+            )
+            .expect("read command line");
+        let cmdline = cmdline.as_str().unwrap_or_default();
+        assert!(
+            cmdline.contains(IMG) && cmdline.contains(SCRIPT),
+            "{when}: shown as {cmdline:?}"
+        );
+        assert!(
+            truthy(
+                &d,
+                "return document.querySelectorAll('#alerts-body img, #alerts-body script, #alerts-body svg, #alerts-body iframe').length === 0"
+            ),
+            "{when}: markup became elements"
+        );
+        assert!(
+            truthy(&d, "return window.__pwned === undefined"),
+            "{when}: injected script ran"
+        );
+        assert_eq!(
+            d.alert_text().expect("query dialog"),
+            None,
+            "{when}: a dialog opened"
+        );
+        let csp: Vec<String> = d
+            .console_logs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| l.contains("Content Security Policy") || l.contains("Refused to"))
+            .collect();
+        assert!(
+            csp.is_empty(),
+            "{when}: the page tried to run something: {csp:?}"
+        );
+    };
+    check("live");
+    // The counts and rates panels are filled from the same data.
+    assert!(truthy(
+        &d,
+        "return Number(document.querySelector('#count-high')?.textContent) >= 1"
+    ));
+
+    // After a reload the alerts come from the paged endpoint, not the stream: same result.
+    d.refresh().expect("reload");
+    assert!(d.wait_until(
+        Duration::from_secs(15),
+        "return [...document.querySelectorAll('#alerts-body .cmdline')].some(c => c.textContent.includes('onerror'))",
+    ));
+    check("reloaded");
+    d.screenshot(&artifacts().join("dashboard-reloaded.png"))
+        .expect("screenshot");
+    let _ = hostile.kill();
+    let _ = hostile.wait();
+}
