@@ -256,3 +256,120 @@ fn baseline_commands_on_bad_input_say_what_is_wrong() {
         stderr(&o)
     );
 }
+
+/// Tokens and the remote API client on bad input: usage errors name the value, nothing is
+/// contacted, no secret is taken from the command line.
+#[test]
+fn token_and_api_commands_refuse_bad_input() {
+    for (args, says) in [
+        (
+            vec!["token", "create", "--name", "x", "--scope", "root"],
+            "unknown scope",
+        ),
+        (
+            vec!["token", "create", "--name", "x", "--ttl", "5w"],
+            "the unit is s, m, h or d",
+        ),
+        (
+            vec!["token", "create", "--name", "x", "--ttl", "0"],
+            "must be positive",
+        ),
+        (
+            vec!["token", "rotate", "abc", "--grace", "soon"],
+            "not a duration",
+        ),
+        (
+            vec!["token", "create"],
+            "required arguments were not provided",
+        ),
+        (
+            vec!["api", "get", "/x", "--token", "snsr_x"],
+            "unexpected argument '--token'",
+        ),
+        (
+            vec!["api", "get", "/x", "--url", "u", "--cert", "c"],
+            "required arguments were not provided",
+        ),
+        (
+            vec!["api", "tls-init", "--dir", "/tmp/x"],
+            "required arguments were not provided",
+        ),
+    ] {
+        let o = sensor(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    for (args, says) in [
+        (
+            vec!["api", "get", "/api/v1/status", "--url", "ftp://h"],
+            "bad API URL",
+        ),
+        (
+            vec![
+                "api",
+                "get",
+                "api/v1/status",
+                "--url",
+                "https://127.0.0.1:1",
+            ],
+            "must start with /",
+        ),
+        (
+            vec!["api", "get", "/a\nb", "--url", "https://127.0.0.1:1"],
+            "control characters",
+        ),
+        (
+            vec![
+                "api",
+                "post",
+                "/x",
+                "--data",
+                "{nope",
+                "--url",
+                "https://127.0.0.1:1",
+            ],
+            "--data is not JSON",
+        ),
+        (
+            vec![
+                "api",
+                "get",
+                "/x",
+                "--url",
+                "https://127.0.0.1:1",
+                "--ca",
+                "/nonexistent/ca.crt",
+            ],
+            "/nonexistent/ca.crt",
+        ),
+        (
+            vec!["api", "get", "/x", "--url", "http://127.0.0.1:1"],
+            "cannot connect to 127.0.0.1:1",
+        ),
+    ] {
+        let o = sensor(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    // tls-init refuses to overwrite a CA.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert!(
+        sensor(&["api", "tls-init", "--dir", d, "--host", "localhost"])
+            .status
+            .success()
+    );
+    let o = sensor(&["api", "tls-init", "--dir", d, "--host", "localhost"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("exists; pass --force"),
+        "{}",
+        stderr(&o)
+    );
+    // A token command with no agent says so.
+    let o = sensor(&["--state-dir", d, "token", "list"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("is `sensor run` running"),
+        "{}",
+        stderr(&o)
+    );
+}

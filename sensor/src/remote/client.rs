@@ -153,16 +153,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Connect (and handshake, for https).
 async fn open(o: &ClientOptions) -> Result<(Box<dyn Io>, Target), ClientError> {
     let t = parse_url(&o.url)?;
-    let tcp = connect(o, &t).await?;
     if !t.tls {
-        return Ok((Box::new(tcp), t));
+        return Ok((Box::new(connect(o, &t).await?), t));
     }
+    // Certificate files first: a missing CA is reported as such, whatever the network says.
     let cfg = crate::output::tls::client_config(&crate::output::tls::TlsOptions {
         ca_file: o.ca.as_deref(),
         client_cert: o.client_cert.as_deref(),
         client_key: o.client_key.as_deref(),
         pin_sha256: &[],
     })?;
+    let tcp = connect(o, &t).await?;
     let name =
         crate::output::tls::server_name(&t.host).ok_or_else(|| ClientError::Url(o.url.clone()))?;
     let tls = tokio_rustls::TlsConnector::from(cfg)
