@@ -28,6 +28,14 @@ const RULE: &str = r#"
     output: "markup in a command line: %proc.cmdline"
 "#;
 
+/// The markup alert also asks for approval to freeze the tree: the page's Approve button runs it.
+const PLAYBOOK: &str = r#"playbooks:
+  - id: ask
+    mode: approve
+    trigger: {rules: [TEST-MARKUP-001]}
+    steps: [{freeze: tree}]
+"#;
+
 fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -35,6 +43,41 @@ fn artifacts() -> PathBuf {
     let dir = target.join("test-artifacts");
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir
+}
+
+/// The test's hostile process. Dropped (also when an assertion fails): killed, and a
+/// containment cgroup the approval moved it into is removed once empty.
+struct Hostile(std::process::Child);
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", self.0.id()))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
+            });
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let Some(path) = cgroup.filter(|p| p.starts_with("/sensor.contain/")) else {
+            return;
+        };
+        let rel = path.trim_start_matches('/');
+        let dir = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .iter()
+            .map(|root| PathBuf::from(root).join(rel))
+            .find(|d| d.exists());
+        if let Some(dir) = dir {
+            // The sleep child is in there too: kill what is left, then remove the cgroup.
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            for _ in 0..50 {
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
 }
 
 /// A JS expression's value, as a bool.
@@ -69,12 +112,16 @@ fn dashboard_renders_hostile_command_lines_as_text() {
     );
     let rules = tempfile::tempdir().expect("rules dir");
     std::fs::write(rules.path().join("markup.yaml"), RULE).expect("rule");
+    let playbooks = tempfile::tempdir().expect("playbooks dir");
+    let playbook = playbooks.path().join("ask.yaml");
+    std::fs::write(&playbook, PLAYBOOK).expect("playbook");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
     let text = DEFAULT_TOML
         .replacen("paths = []", &format!("paths = [{:?}]", rules.path().display().to_string()), 1)
+        .replace("playbooks = []", &format!("playbooks = [{:?}]", playbook.display().to_string()))
         .replace(
             "enabled = false\nlisten = \"127.0.0.1:8443\"\n",
             &format!(
@@ -112,11 +159,12 @@ fn dashboard_renders_hostile_command_lines_as_text() {
     );
 
     // The hostile process runs while the page is open.
-    let mut hostile = Command::new("sh")
+    let hostile = Command::new("sh")
         .args(["-c", "sleep 20", IMG, SCRIPT])
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn hostile process");
+    let _hostile = Hostile(hostile);
     let shown = d.wait_until(
         Duration::from_secs(15),
         "return [...document.querySelectorAll('#alerts-body tr.alert-row .cmdline')].some(c => c.textContent.includes('onerror=alert(1)'))",
@@ -184,6 +232,61 @@ fn dashboard_renders_hostile_command_lines_as_text() {
     check("reloaded");
     d.screenshot(&artifacts().join("dashboard-reloaded.png"))
         .expect("screenshot");
-    let _ = hostile.kill();
-    let _ = hostile.wait();
+
+    // The playbook waits for approval; the page lists the run and its button runs it.
+    assert!(
+        d.wait_until(
+            Duration::from_secs(15),
+            "return document.querySelectorAll('#pending-body tr.pending-row').length > 0"
+        ),
+        "no pending run on the page"
+    );
+    let approve = d
+        .wait_css("button.approve-btn", Duration::from_secs(5))
+        .expect("approve button");
+    d.click(&approve).expect("approve");
+    let done = d.wait_until(
+        Duration::from_secs(15),
+        "return document.querySelector('#approve-reply')?.dataset.outcome === 'done'",
+    );
+    let reply = d
+        .execute(
+            "return document.querySelector('#approve-reply')?.textContent || ''",
+            &[],
+        )
+        .unwrap_or_default();
+    assert!(done, "approval failed: {reply}");
+    let list = agent.cli_json(&["contain", "list", "--json"]);
+    let active = list["listing"]["active"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let frozen = active
+        .iter()
+        .find(|c| c["kind"] == "freeze")
+        .unwrap_or_else(|| panic!("no freeze in force: {list}"));
+    assert_eq!(frozen["actor"], "playbook:ask");
+    // The audit trail names the token and the address that approved it.
+    let approved_by = agent
+        .cli_ok(&["audit", "show", "--json"])
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["action"] == "approve" && e["run"] == frozen["run"])
+        .map(|e| e["actor"].as_str().unwrap_or_default().to_owned());
+    assert!(
+        approved_by
+            .as_deref()
+            .is_some_and(|a| a.starts_with("api:token=") && a.ends_with("@127.0.0.1")),
+        "approval audited as {approved_by:?}"
+    );
+    assert!(
+        d.wait_until(
+            Duration::from_secs(10),
+            "return document.querySelectorAll('#active-body tr.containment-row').length > 0"
+        ),
+        "the containment is not shown"
+    );
+    d.screenshot(&artifacts().join("dashboard-approved.png"))
+        .expect("screenshot");
+    agent.cli_ok(&["release", frozen["id"].as_str().expect("containment id")]);
 }
