@@ -69,8 +69,14 @@ const SOC2: &[Control] = &[
     Control {
         id: "CC6.1",
         title: "Logical access security",
-        how: "control socket limited to root and the agent's user (SO_PEERCRED); refused peers audited; capabilities dropped after start",
-        sources: &[Source::Audit(&["api-auth", "agent-start"])],
+        how: "control socket limited to root, the agent's user and allow-listed users and groups (SO_PEERCRED, SO_PEERGROUPS); remote API over TLS with scoped, expiring, revocable tokens; every authentication attempt audited; capabilities dropped after start",
+        sources: &[Source::Audit(&[
+            "api-auth",
+            "token-create",
+            "token-rotate",
+            "token-revoke",
+            "agent-start",
+        ])],
     },
     Control {
         id: "CC6.8",
@@ -162,8 +168,13 @@ const ISO27001: &[Control] = &[
     Control {
         id: "A.8.2",
         title: "Privileged access rights",
-        how: "the agent drops capabilities after start; only root reaches its control socket",
-        sources: &[Source::Audit(&["agent-start", "api-auth"])],
+        how: "the agent drops capabilities after start; only root and allow-listed users reach its control socket; remote API tokens carry read, respond or admin scope",
+        sources: &[Source::Audit(&[
+            "agent-start",
+            "api-auth",
+            "token-create",
+            "token-revoke",
+        ])],
     },
     Control {
         id: "A.8.7",
