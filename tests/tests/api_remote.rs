@@ -346,6 +346,54 @@ fn tls_tokens_scopes_audit_and_stream() {
     assert_eq!(api.get(Some(&read), "/api/v1/alerts?limit=0").status, 400);
     assert_eq!(api.get(Some(&read), "/api/v1/nowhere").status, 404);
 
+    // The same alerts over the control socket: recent ones, then live ones.
+    let recent = agent.cli_ok(&[
+        "alerts",
+        "watch",
+        "--json",
+        "--no-follow",
+        "--rule",
+        "sensor.test",
+    ]);
+    assert!(
+        recent.lines().any(|l| l.contains("onerror=alert(1)")),
+        "{recent}"
+    );
+    let mut watch = Command::new(sensor_bin())
+        .arg("--state-dir")
+        .arg(agent.state.path())
+        .args([
+            "alerts",
+            "watch",
+            "--json",
+            "-n",
+            "0",
+            "--rule",
+            "sensor.test",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("alerts watch");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Raise until the follower, once subscribed, prints one (no fixed sleep).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let live = loop {
+        assert!(Instant::now() < deadline, "alerts watch printed nothing");
+        agent.cli_ok(&["alerts", "test", "--message", "live-watch"]);
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            break line;
+        }
+    };
+    assert!(live.contains("live-watch"), "{live}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+
     // Revocation refuses at once, and closes the open stream within a status tick.
     agent.cli_ok(&["token", "revoke", &read_id]);
     let r = api.get(Some(&read), "/api/v1/status");

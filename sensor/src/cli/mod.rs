@@ -287,6 +287,24 @@ pub enum AlertsCommand {
         #[arg(long)]
         container: Option<String>,
     },
+    /// Alerts straight from the running agent (no log file needed): the recent ones it holds,
+    /// then each new one as it is raised, until interrupted.
+    Watch {
+        #[arg(long)]
+        json: bool,
+        /// Recent alerts to print first.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Only alerts at least this severe.
+        #[arg(long)]
+        severity: Option<Severity>,
+        /// Only this rule id (or a prefix ending in *).
+        #[arg(long)]
+        rule: Option<String>,
+        /// Print the recent ones and stop.
+        #[arg(long)]
+        no_follow: bool,
+    },
     /// Raise test alerts (rule `sensor.test`) in the running agent: they go to the alert log
     /// and every output whose filter takes them, so delivery can be checked end to end.
     Test {
@@ -340,6 +358,16 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                     message,
                 },
         } => alerts_test(&state, count, severity, message),
+        Command::Alerts {
+            command:
+                AlertsCommand::Watch {
+                    json,
+                    lines,
+                    severity,
+                    rule,
+                    no_follow,
+                },
+        } => alerts_watch(&state, json, lines, severity, rule, !no_follow),
         Command::Alerts {
             command:
                 AlertsCommand::Tail {
@@ -475,6 +503,53 @@ fn events_tail(
             }
             Response::Lost(n) => {
                 eprintln!("sensor: this terminal fell behind; {n} events were not shown");
+            }
+            Response::Subscribed => {}
+            other => bail!("unexpected response from the agent: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+fn alerts_watch(
+    state: &StateDir,
+    json: bool,
+    recent: usize,
+    severity: Option<Severity>,
+    rule: Option<String>,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let client = Client::send(
+        &state.socket(),
+        &Request::Alerts {
+            follow,
+            recent,
+            filter: crate::api::feed::AlertQuery {
+                severity,
+                rule,
+                ..Default::default()
+            },
+        },
+    )?;
+    let color = color();
+    let mut out = std::io::stdout().lock();
+    for resp in client {
+        match resp? {
+            Response::Alert(n) => {
+                let line = if json {
+                    serde_json::to_string(&n.alert)?
+                } else {
+                    format_human(&n.alert, color)
+                };
+                if writeln!(out, "{line}").is_err() {
+                    return Ok(());
+                }
+                let _ = out.flush();
+            }
+            Response::Lost(n) => {
+                eprintln!(
+                    "sensor: this terminal fell behind; {n} alerts were not shown (the alert log has them)"
+                );
             }
             Response::Subscribed => {}
             other => bail!("unexpected response from the agent: {other:?}"),
