@@ -244,12 +244,15 @@ allow_plaintext = true
 
     // CEF and LEEF over TLS: header and fields intact, nothing forged.
     let tls_lines = rs.lines("tls");
+    // The record's own format is its message's first bytes: the hostile message itself
+    // carries a forged "CEF:0|", so a LEEF record also *contains* it.
     let record = |id: &str, prefix: &str| -> String {
-        let l = tls_lines
+        tls_lines
             .iter()
-            .find(|l| l.contains(id) && l.contains(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} record for {id}"));
-        syslog::parse(l).expect("syslog header").2
+            .filter(|l| l.contains(id))
+            .filter_map(|l| syslog::parse(l).map(|(_, _, msg)| msg))
+            .find(|msg| msg.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} record for {id}"))
     };
     for (id, msg) in [(&hostile, HOSTILE), (&plain, "plain test alert")] {
         let (header, ext) = cef::parse(&record(id, "CEF:0|")).expect("cef");
