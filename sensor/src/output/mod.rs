@@ -67,6 +67,15 @@ pub struct Outputs {
     counts: Mutex<BTreeMap<String, [u64; 5]>>,
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Outputs {
     /// Opens every sink's queue (recovering spools) and builds its sender (reading secret and
     /// TLS files). Any error stops the start: a sink that cannot work must not look configured.
@@ -104,6 +113,8 @@ impl Outputs {
             .zip(senders)
             .map(|(sink, mut sender)| {
                 tokio::spawn(async move {
+                    // Ends with this task, also when it is aborted at shutdown.
+                    let _flusher = AbortOnDrop(tokio::spawn(sink.clone().flush_spool()));
                     if let Err(error) = sender.probe().await {
                         tracing::error!(sink = %sink.config.name, destination = %sink.config.destination(), %error, "output unreachable; alerts are spooled until it answers");
                         sink.stats.set_error(Some(error));

@@ -85,6 +85,14 @@ impl Queue {
         }
     }
 
+    /// The disk spool's head segment to fsync, if it changed (memory queues: never).
+    pub fn take_sync(&mut self) -> Option<(std::fs::File, std::path::PathBuf)> {
+        match self {
+            Queue::Disk(s) => s.take_sync(),
+            Queue::Memory(_) => None,
+        }
+    }
+
     pub fn pending(&self) -> u64 {
         match self {
             Queue::Disk(s) => s.pending(),

@@ -647,6 +647,26 @@ impl Sink {
         }
     }
 
+    /// Group commit for the disk spool: every `SYNC_INTERVAL`, fsync the head segment if
+    /// alerts were appended. A failed fsync is counted as an enqueue error and shown.
+    pub async fn flush_spool(self: Arc<Self>) {
+        let mut every = tokio::time::interval(super::spool::SYNC_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some((file, path)) = self.queue.lock().ok().and_then(|mut q| q.take_sync()) else {
+                continue;
+            };
+            let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
+            if let Ok(Err(error)) | Err(error) = synced.map_err(std::io::Error::other) {
+                self.stats.enqueue_errors.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("fsync of {} failed: {error}", path.display());
+                tracing::error!(sink = %self.config.name, "{msg}");
+                self.stats.set_error(Some(msg));
+            }
+        }
+    }
+
     /// Drains the queue forever. Cancel the task to stop; the spool keeps what is left.
     pub async fn run(self: Arc<Self>, mut sender: Sender) {
         let min = Duration::from_millis(self.config.retry_min_ms.unwrap_or(500).max(10));

@@ -5,6 +5,10 @@
 //!
 //! Bounded: past `max_bytes` the oldest segment goes, and every undelivered record in it is
 //! counted as dropped. A record is one line: `<enqueued unix ms> <alert JSON>`.
+//!
+//! Durable against power loss by group commit: `push` only writes (the pipeline thread must
+//! not wait on the disk); the sink's flusher task fsyncs the head segment when it changed, at
+//! most `SYNC_INTERVAL` later. A finished segment is fsynced before the next one starts.
 
 use std::{
     collections::VecDeque,
@@ -64,9 +68,14 @@ pub struct Spool {
     bytes: u64,
     dropped: u64,
     corrupt: u64,
+    /// Records written to the head segment since its last fsync.
+    dirty: bool,
 }
 
 const SUFFIX: &str = ".seg";
+
+/// Longest time an accepted alert stays only in the page cache.
+pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Spool {
     /// Opens (or creates) the spool in `dir`, recovering what a previous run left: segments,
@@ -183,6 +192,7 @@ impl Spool {
             bytes,
             dropped: 0,
             corrupt,
+            dirty: false,
         })
     }
 
@@ -209,7 +219,16 @@ impl Spool {
         let head_len = self.segments.back().map_or(0, |s| s.len);
         if head_len > 0 && head_len + len > self.segment_bytes {
             let seq = self.segments.back().map_or(1, |s| s.seq + 1);
+            // The finished segment is made durable before the next one takes writes.
+            if self.dirty {
+                let path = self.head_path();
+                self.head.sync_data().map_err(io(&path))?;
+                self.dirty = false;
+            }
             self.head = create_segment(&self.dir, seq)?;
+            if let Ok(d) = File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
             self.segments.push_back(Segment {
                 seq,
                 len: 0,
@@ -232,7 +251,19 @@ impl Spool {
         }
         self.bytes += len;
         self.pending += 1;
+        self.dirty = true;
         Ok(())
+    }
+
+    /// If records were written since the last call, a handle on the head segment to fsync
+    /// (outside the caller's lock: the pipeline keeps appending meanwhile).
+    pub fn take_sync(&mut self) -> Option<(File, PathBuf)> {
+        if !self.dirty {
+            return None;
+        }
+        let file = self.head.try_clone().ok()?;
+        self.dirty = false;
+        Some((file, self.head_path()))
     }
 
     fn head_path(&self) -> PathBuf {
@@ -394,6 +425,20 @@ mod tests {
 
     fn bodies(r: &[(Record, Cursor)]) -> Vec<String> {
         r.iter().map(|(rec, _)| rec.body.clone()).collect()
+    }
+
+    #[test]
+    fn only_written_segments_are_handed_out_for_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert!(s.take_sync().is_none(), "nothing written yet");
+        s.push(1, "a").unwrap();
+        let (file, path) = s.take_sync().expect("dirty after a push");
+        file.sync_data().unwrap();
+        assert!(path.exists());
+        assert!(s.take_sync().is_none(), "clean until the next push");
+        s.push(2, "b").unwrap();
+        assert!(s.take_sync().is_some());
     }
 
     #[test]
