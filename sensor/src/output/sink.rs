@@ -181,6 +181,7 @@ pub enum Sender {
         format: Format,
         ctx: Context,
         timeout: Duration,
+        conn: http::KeepAlive,
     },
     Email {
         host: String,
@@ -280,6 +281,7 @@ impl Sender {
                     format: c.format(),
                     ctx,
                     timeout,
+                    conn: http::KeepAlive::default(),
                 }
             }
             SinkKind::Email => {
@@ -483,6 +485,7 @@ impl Sender {
                 format,
                 ctx,
                 timeout,
+                conn,
             } => {
                 for a in alerts {
                     let body = format::render(*format, a, ctx);
@@ -493,7 +496,7 @@ impl Sender {
                         hs.push(("X-Sensor-Timestamp".into(), ts.clone()));
                         hs.push(("X-Sensor-Signature".into(), sign(key, &ts, &body)));
                     }
-                    let code = http::post(url, tls.clone(), &hs, &body, *timeout)
+                    let code = http::post(conn, url, tls.clone(), &hs, &body, *timeout)
                         .await
                         .map_err(SendError::retry)?;
                     match code {
