@@ -729,8 +729,9 @@ pub async fn run(
             Arc::new(move || health_shared.health()),
         ))
     });
-    let api_task = tokio::spawn(server::serve(listener, ctx.clone()));
-    let remote_task = if opts.config.api.remote.enabled {
+    // Both APIs are bound now (a taken port fails the start) but answer only once the agent is
+    // fully up: a client that gets an answer sees dropped capabilities and the start audited.
+    let remote = if opts.config.api.remote.enabled {
         let counters = Arc::new(crate::remote::Counters::default());
         let remote = crate::remote::server::Remote::new(
             opts.config.api.remote.clone(),
@@ -740,15 +741,9 @@ pub async fn run(
                 let _ = raise_tx.send(Control::Alert(Box::new(a)));
             }),
         )?;
-        let listener = remote.bind().await?;
+        let remote_listener = remote.bind().await?;
         let _ = shared.remote.set((counters, tokens.clone()));
-        tracing::info!(
-            listen = %opts.config.api.remote.listen,
-            tls = !opts.config.api.remote.plain_http,
-            mtls = opts.config.api.remote.client_ca.is_some(),
-            "remote API serving"
-        );
-        Some(tokio::spawn(crate::remote::server::serve(listener, remote)))
+        Some((remote_listener, remote))
     } else {
         None
     };
@@ -1026,6 +1021,16 @@ pub async fn run(
     let notifier = crate::host::notify::Notifier::from_env();
     shared.ready.store(true, Ordering::Relaxed);
     audit_start(&audit, &opts, &shared);
+    let api_task = tokio::spawn(server::serve(listener, ctx.clone()));
+    let remote_task = remote.map(|(remote_listener, remote)| {
+        tracing::info!(
+            listen = %opts.config.api.remote.listen,
+            tls = !opts.config.api.remote.plain_http,
+            mtls = opts.config.api.remote.client_ca.is_some(),
+            "remote API serving"
+        );
+        tokio::spawn(crate::remote::server::serve(remote_listener, remote))
+    });
     notifier.tell("READY=1\nSTATUS=probes attached, sensor running");
     if let Ok(mut st) = shared.self_protection.lock() {
         st.sd_notify = notifier.enabled();
