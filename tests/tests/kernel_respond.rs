@@ -64,15 +64,47 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 /// A shell that appends to `file` every 20 ms, with a child of its own.
-fn writer(file: &Path) -> Child {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "sleep 600 & while :; do echo x >> {}; sleep 0.02; done",
-            file.display()
-        ))
-        .spawn()
-        .expect("spawn writer")
+/// A shell writing ticks, with a background sleep: a tree of the test's own. Its own process
+/// group, killed whole when dropped, so a failed assertion leaves nothing running.
+struct Writer(Child);
+
+impl std::ops::Deref for Writer {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Only while the leader is unreaped is its group id surely still ours.
+        if let Ok(None) = self.0.try_wait() {
+            let pgid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn writer(file: &Path) -> Writer {
+    use std::os::unix::process::CommandExt;
+    Writer(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "sleep 600 & while :; do echo x >> {}; sleep 0.02; done",
+                file.display()
+            ))
+            .process_group(0)
+            .spawn()
+            .expect("spawn writer"),
+    )
 }
 
 #[test]

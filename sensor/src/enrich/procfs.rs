@@ -91,8 +91,13 @@ pub struct ProcFs {
 struct StatFields {
     comm: String,
     ppid: u32,
+    /// Field 9: the kernel's `PF_*` flags.
+    flags: u64,
     start_time_ticks: u64,
 }
+
+/// `PF_KTHREAD` in stat's flags field.
+const PF_KTHREAD: u64 = 0x0020_0000;
 
 struct Ids {
     uid: u32,
@@ -327,10 +332,12 @@ fn parse_stat(raw: &[u8]) -> Option<StatFields> {
     let mut fields = rest.split_ascii_whitespace();
     let _state = fields.next()?; // field 3
     let ppid = fields.next()?.parse().ok()?; // field 4
-    let start_time_ticks = fields.nth(17)?.parse().ok()?; // field 22
+    let flags = fields.nth(4)?.parse().ok()?; // field 9
+    let start_time_ticks = fields.nth(12)?.parse().ok()?; // field 22
     Some(StatFields {
         comm,
         ppid,
+        flags,
         start_time_ticks,
     })
 }
@@ -340,6 +347,13 @@ fn parse_stat(raw: &[u8]) -> Option<StatFields> {
 pub fn stat_ppid_start(proc_dir: &Path) -> Option<(u32, u64)> {
     let raw = fs::read(proc_dir.join("stat")).ok()?;
     parse_stat(&raw).map(|s| (s.ppid, s.start_time_ticks))
+}
+
+/// Whether `<proc_dir>` is a kernel thread, by the kernel's own flag (a zombie, with no
+/// executable and no arguments left, is not one).
+pub fn is_kernel_thread(proc_dir: &Path) -> Option<bool> {
+    let raw = fs::read(proc_dir.join("stat")).ok()?;
+    parse_stat(&raw).map(|s| s.flags & PF_KTHREAD != 0)
 }
 
 /// `Uid:`/`Gid:` lines are "real effective saved fs".
@@ -606,6 +620,34 @@ mod tests {
         let snap = fs_for(&f).snapshot(8).expect("snapshot");
         assert_eq!(snap.comm, "bad\u{fffd}\nname");
         assert_eq!(snap.start_time_ticks, 77);
+    }
+
+    #[test]
+    fn kernel_threads_are_told_by_their_flag_not_by_a_missing_executable() {
+        // kthreadd's flags (0x208040) carry PF_KTHREAD.
+        let k = parse_stat(b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 2 0 0 20 0 1 0 24 0")
+            .expect("parses");
+        assert!(k.flags & PF_KTHREAD != 0);
+        assert_eq!(k.start_time_ticks, 24);
+        // A zombie child: no executable, no arguments, and not a kernel thread.
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let dir = std::path::PathBuf::from(format!("/proc/{}", child.id()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(dir.join("stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            std::fs::read_to_string(dir.join("stat"))
+                .unwrap()
+                .contains(") Z ")
+        );
+        assert_eq!(is_kernel_thread(&dir), Some(false));
+        let mut child = child;
+        let _ = child.wait();
     }
 
     #[test]

@@ -123,7 +123,11 @@ impl Guard {
                 found: snap.start_time_ticks,
             });
         }
-        if pid == 2 || snap.ppid == 2 || (snap.exe.is_none() && snap.args.is_empty()) {
+        // By the kernel's flag: a zombie in a tree also has no executable and no arguments.
+        let kthread = crate::enrich::procfs::is_kernel_thread(
+            &self.procfs.root().join(format!("proc/{pid}")),
+        );
+        if pid == 2 || snap.ppid == 2 || kthread.unwrap_or(false) {
             return Err(Refusal::KernelThread(pid));
         }
         if sensor_ancestors.contains(&pid) {
