@@ -667,7 +667,7 @@ pub async fn run(
         metrics: {
             let (shared, hub, opts, outputs) =
                 (shared.clone(), hub.clone(), opts.clone(), outputs.clone());
-            Box::new(move || {
+            Arc::new(move || {
                 crate::output::metrics::render(&status(&shared, &hub, &opts), &outputs)
             })
         },
@@ -718,14 +718,10 @@ pub async fn run(
         }),
     });
     let metrics_task = metrics_listener.map(|listener| {
-        let (shared, hub, opts, outputs) =
-            (shared.clone(), hub.clone(), opts.clone(), outputs.clone());
         let health_shared = shared.clone();
         tokio::spawn(crate::output::metrics::serve(
             listener,
-            Arc::new(move || {
-                crate::output::metrics::render(&status(&shared, &hub, &opts), &outputs)
-            }),
+            ctx.metrics.clone(),
             Arc::new(move || health_shared.health()),
         ))
     });

@@ -224,6 +224,21 @@ pub struct ControlReport {
     pub total: u64,
 }
 
+impl ControlReport {
+    /// "source count" per source with evidence, escaped for the output format.
+    fn evidence_text(&self, escape: fn(&str) -> String, sep: &str) -> String {
+        if self.total == 0 {
+            return "no evidence in the period".to_owned();
+        }
+        self.evidence
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{} {n}", escape(k)))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub framework: Framework,
@@ -353,16 +368,7 @@ pub fn markdown(r: &Report) -> String {
     }
     s += "\n| Control | Title | Implemented by | Evidence | Count |\n|---|---|---|---|---|\n";
     for c in &r.controls {
-        let ev = if c.total == 0 {
-            "no evidence in the period".to_owned()
-        } else {
-            c.evidence
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(k, n)| format!("{} {n}", md(k)))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
+        let ev = c.evidence_text(md, "; ");
         s += &format!(
             "| {} | {} | {} | {ev} | {} |\n",
             c.id, c.title, c.implemented_by, c.total
@@ -375,16 +381,7 @@ pub fn html(r: &Report) -> String {
     use crate::respond::report::html as h;
     let mut rows = String::new();
     for c in &r.controls {
-        let ev = if c.total == 0 {
-            "no evidence in the period".to_owned()
-        } else {
-            c.evidence
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(k, n)| format!("{} {n}", h(k)))
-                .collect::<Vec<_>>()
-                .join("<br>")
-        };
+        let ev = c.evidence_text(h, "<br>");
         rows += &format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{ev}</td><td>{}</td></tr>\n",
             h(c.id),

@@ -44,6 +44,70 @@ pub fn kinds(k: &[sensor::event::Kind]) -> EventFilter {
     }
 }
 
+/// A rule firing on an exec whose arguments contain `marker`, with inline tests.
+pub fn marker_rule(id: &str, marker: &str) -> String {
+    format!(
+        r#"- rule:
+    id: {id}
+    name: Marker exec {id}
+    description: test rule
+    severity: high
+    mitre: {{tactics: [execution], techniques: [T1059.004]}}
+    condition: evt.type = exec and proc.args contains {marker}
+    output: "marker exec %proc.cmdline"
+    tests:
+      match:
+        - {{evt.type: exec, proc.exe: /bin/true, proc.args: [{marker}]}}
+      no_match:
+        - {{evt.type: exec, proc.exe: /bin/true, proc.args: [other]}}
+"#
+    )
+}
+
+/// `sensor api tls-init` into a fresh directory: a private CA, server and client certificates.
+pub fn tls_init(hosts: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(sensor_bin());
+    cmd.args(["api", "tls-init", "--dir"]).arg(dir.path());
+    for h in hosts {
+        cmd.args(["--host", h]);
+    }
+    let out = cmd.output().expect("run tls-init");
+    assert!(
+        out.status.success(),
+        "tls-init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// `config` (the default's text, or one made from it) with `[api.remote]` enabled on
+/// `listen`, then `rest` (more `[api.remote]` lines, or `tls_cert`/`tls_key`).
+pub fn with_remote_api(config: &str, listen: &str, rest: &str) -> String {
+    let head = "enabled = false\nlisten = \"127.0.0.1:8443\"\n";
+    assert!(
+        config.contains(head),
+        "the config has no default [api.remote]"
+    );
+    config.replace(
+        head,
+        &format!("enabled = true\nlisten = \"{listen}\"\n{rest}\n"),
+    )
+}
+
+/// [`with_remote_api`] serving HTTPS with the certificates of [`tls_init`] in `certs`.
+pub fn with_tls_api(config: &str, port: u16, certs: &Path, extra: &str) -> String {
+    with_remote_api(
+        config,
+        &format!("127.0.0.1:{port}"),
+        &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\n{extra}",
+            certs.join("server.crt").display(),
+            certs.join("server.key").display()
+        ),
+    )
+}
+
 /// Kernel tests need root to load probes. Says why when it cannot run (never silently).
 pub fn require_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -223,6 +287,14 @@ impl Agent {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The audit trail's records (`sensor audit show --json`).
+    pub fn audit_entries(&self) -> Vec<serde_json::Value> {
+        self.cli_ok(&["audit", "show", "--json"])
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// A CLI command that must succeed and print JSON.

@@ -17,46 +17,9 @@ use sensor::{
     config::DEFAULT_TOML,
     remote::client::{ClientOptions, Reply, StreamMessage, open_stream, request},
 };
-use sensor_tests::{Agent, require_root, sensor_bin};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// `sensor api tls-init` into a fresh directory.
-fn certs() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(sensor_bin())
-        .args(["api", "tls-init", "--dir"])
-        .arg(dir.path())
-        .args(["--host", "127.0.0.1", "--host", "localhost"])
-        .output()
-        .expect("run tls-init");
-    assert!(
-        out.status.success(),
-        "tls-init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
-}
-
-/// The default config with `[api.remote]` replaced by `remote` (TOML lines).
-fn config(remote: &str) -> String {
-    let head = "enabled = false\nlisten = \"127.0.0.1:8443\"\n";
-    assert!(DEFAULT_TOML.contains(head));
-    DEFAULT_TOML.replace(head, remote)
-}
-
-fn tls_config(port: u16, certs: &Path, extra: &str) -> String {
-    config(&format!(
-        "enabled = true\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{extra}\n",
-        certs.join("server.crt").display(),
-        certs.join("server.key").display()
-    ))
-}
+use sensor_tests::{
+    Agent, receivers::free_port, require_root, sensor_bin, tls_init, with_remote_api, with_tls_api,
+};
 
 struct Api {
     url: String,
@@ -120,16 +83,9 @@ fn create_token(agent: &Agent, name: &str, scope: &str, extra: &[&str]) -> (Stri
     )
 }
 
-fn audit_entries(agent: &Agent) -> Vec<serde_json::Value> {
-    agent
-        .cli_ok(&["audit", "show", "--json"])
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn auth_records(agent: &Agent) -> Vec<serde_json::Value> {
-    audit_entries(agent)
+    agent
+        .audit_entries()
         .into_iter()
         .filter(|e| e["action"] == "api-auth")
         .collect()
@@ -140,10 +96,10 @@ fn tls_tokens_scopes_audit_and_stream() {
     if !require_root("tls_tokens_scopes_audit_and_stream") {
         return;
     }
-    let certs = certs();
-    let other = self::certs();
+    let certs = tls_init(&["127.0.0.1", "localhost"]);
+    let other = tls_init(&["127.0.0.1", "localhost"]);
     let port = free_port();
-    let agent = Agent::start(Some(&tls_config(port, certs.path(), "")));
+    let agent = Agent::start(Some(&with_tls_api(DEFAULT_TOML, port, certs.path(), "")));
     let api = Api::new(port, certs.path());
 
     // Plain HTTP to the HTTPS port gets a plain refusal, never data.
@@ -437,7 +393,8 @@ fn tls_tokens_scopes_audit_and_stream() {
     // Exactly one record per refused attempt: no token, expired, rotated, forged, four
     // garbled, revoked.
     assert_eq!(refused.len(), 9, "{refused:#?}");
-    let created: Vec<_> = audit_entries(&agent)
+    let created: Vec<_> = agent
+        .audit_entries()
         .into_iter()
         .filter(|e| e["action"] == "token-create")
         .collect();
@@ -455,10 +412,15 @@ fn mutual_tls_with_and_without_a_client_certificate() {
     if !require_root("mutual_tls_with_and_without_a_client_certificate") {
         return;
     }
-    let certs = certs();
+    let certs = tls_init(&["127.0.0.1", "localhost"]);
     let port = free_port();
     let extra = format!("client_ca = \"{}\"", certs.path().join("ca.crt").display());
-    let agent = Agent::start(Some(&tls_config(port, certs.path(), &extra)));
+    let agent = Agent::start(Some(&with_tls_api(
+        DEFAULT_TOML,
+        port,
+        certs.path(),
+        &extra,
+    )));
     let api = Api::new(port, certs.path());
     let (_, token) = create_token(&agent, "mtls", "read", &[]);
     // Without a client certificate the server ends the handshake.
@@ -497,7 +459,7 @@ fn mutual_tls_with_and_without_a_client_certificate() {
     );
     assert_eq!(r.status, 401);
     // A client certificate from another CA is refused.
-    let other = self::certs();
+    let other = tls_init(&["127.0.0.1", "localhost"]);
     let foreign = ClientOptions {
         client_cert: Some(other.path().join("client.crt")),
         client_key: Some(other.path().join("client.key")),
@@ -523,10 +485,10 @@ fn rate_limits_hold_per_source_and_failed_logins_raise_an_alert() {
     if !require_root("rate_limits_hold_per_source_and_failed_logins_raise_an_alert") {
         return;
     }
-    let certs = certs();
+    let certs = tls_init(&["127.0.0.1", "localhost"]);
     let port = free_port();
     let extra = "rate_per_source = 2.0\nburst_per_source = 10\nrate_per_token = 1000.0\nburst_per_token = 1000\nauth_failure_threshold = 8\n";
-    let mut text = tls_config(port, certs.path(), extra);
+    let mut text = with_tls_api(DEFAULT_TOML, port, certs.path(), extra);
     // The shipped values are replaced, not duplicated.
     for line in [
         "rate_per_source = 20.0\n",
@@ -602,7 +564,7 @@ fn plain_http_is_refused_off_loopback_and_served_on_it_when_asked() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        config("enabled = true\nlisten = \"0.0.0.0:18080\"\nplain_http = true\n")
+        with_remote_api(DEFAULT_TOML, "0.0.0.0:18080", "plain_http = true")
             .replace("plain_http = false\n", ""),
     )
     .expect("write");
@@ -619,7 +581,7 @@ fn plain_http_is_refused_off_loopback_and_served_on_it_when_asked() {
     // On loopback, with the flag, it serves (tokens still required).
     let port = free_port();
     let agent = Agent::start(Some(
-        &config(&format!("enabled = true\nlisten = \"127.0.0.1:{port}\"\n"))
+        &with_remote_api(DEFAULT_TOML, &format!("127.0.0.1:{port}"), "")
             .replace("plain_http = false", "plain_http = true"),
     ));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -703,7 +665,7 @@ fn control_socket_admits_only_allowed_users_and_groups() {
         !out.status.success() && err.contains("permission denied"),
         "{err}"
     );
-    let refused = audit_entries(&agent).into_iter().any(|e| {
+    let refused = agent.audit_entries().into_iter().any(|e| {
         e["action"] == "api-auth" && e["actor"] == "cli:uid=65534" && e["outcome"] == "refused"
     });
     assert!(refused, "refusal not audited");

@@ -10,7 +10,9 @@ use std::{
 };
 
 use sensor::config::DEFAULT_TOML;
-use sensor_tests::{Agent, require_root, sensor_bin, webdriver::Driver};
+use sensor_tests::{
+    Agent, receivers::free_port, require_root, tls_init, webdriver::Driver, with_tls_api,
+};
 
 const IMG: &str = "<img src=x onerror=alert(1)>";
 const SCRIPT: &str = "</script><script>window.__pwned=1</script>";
@@ -98,38 +100,24 @@ fn dashboard_renders_hostile_command_lines_as_text() {
         Driver::available(),
         "chromium and chromedriver are missing: `cargo xtask test` installs them (apt chromium chromium-driver)"
     );
-    let certs = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(sensor_bin())
-        .args(["api", "tls-init", "--dir"])
-        .arg(certs.path())
-        .args(["--host", "127.0.0.1"])
-        .output()
-        .expect("tls-init");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let certs = tls_init(&["127.0.0.1"]);
     let rules = tempfile::tempdir().expect("rules dir");
     std::fs::write(rules.path().join("markup.yaml"), RULE).expect("rule");
     let playbooks = tempfile::tempdir().expect("playbooks dir");
     let playbook = playbooks.path().join("ask.yaml");
     std::fs::write(&playbook, PLAYBOOK).expect("playbook");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let text = DEFAULT_TOML
-        .replacen("paths = []", &format!("paths = [{:?}]", rules.path().display().to_string()), 1)
-        .replace("playbooks = []", &format!("playbooks = [{:?}]", playbook.display().to_string()))
+    let port = free_port();
+    let base = DEFAULT_TOML
+        .replacen(
+            "paths = []",
+            &format!("paths = [{:?}]", rules.path().display().to_string()),
+            1,
+        )
         .replace(
-            "enabled = false\nlisten = \"127.0.0.1:8443\"\n",
-            &format!(
-                "enabled = true\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-                certs.path().join("server.crt").display(),
-                certs.path().join("server.key").display()
-            ),
+            "playbooks = []",
+            &format!("playbooks = [{:?}]", playbook.display().to_string()),
         );
+    let text = with_tls_api(&base, port, certs.path(), "");
     let agent = Agent::start(Some(&text));
     let token = agent.cli_json(&[
         "token", "create", "--name", "browser", "--scope", "respond", "--json",
@@ -268,9 +256,8 @@ fn dashboard_renders_hostile_command_lines_as_text() {
     assert_eq!(frozen["actor"], "playbook:ask");
     // The audit trail names the token and the address that approved it.
     let approved_by = agent
-        .cli_ok(&["audit", "show", "--json"])
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .audit_entries()
+        .into_iter()
         .find(|e| e["action"] == "approve" && e["run"] == frozen["run"])
         .map(|e| e["actor"].as_str().unwrap_or_default().to_owned());
     assert!(

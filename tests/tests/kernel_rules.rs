@@ -6,26 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sensor_tests::{Agent, require_root};
-
-fn rule(id: &str, marker: &str) -> String {
-    format!(
-        r#"- rule:
-    id: {id}
-    name: Marker exec {id}
-    description: test rule
-    severity: high
-    mitre: {{tactics: [execution], techniques: [T1059.004]}}
-    condition: evt.type = exec and proc.args contains {marker}
-    output: "marker exec %proc.cmdline"
-    tests:
-      match:
-        - {{evt.type: exec, proc.exe: /bin/true, proc.args: [{marker}]}}
-      no_match:
-        - {{evt.type: exec, proc.exe: /bin/true, proc.args: [other]}}
-"#
-    )
-}
+use sensor_tests::{Agent, marker_rule, require_root};
 
 /// Replace a file the way a careful operator (or config management) does: write elsewhere,
 /// then rename into place, so the agent never sees a half-written file.
@@ -44,7 +25,7 @@ fn rules_fire_reload_and_refuse_bad_files() {
     let rules_dir = dir.path().join("rules");
     std::fs::create_dir(&rules_dir).unwrap();
     let file = rules_dir.join("local.yaml");
-    std::fs::write(&file, rule("TEST-001", "marker-one")).unwrap();
+    std::fs::write(&file, marker_rule("TEST-001", "marker-one")).unwrap();
     let cfg = sensor::config::DEFAULT_TOML
         .replacen(
             "paths = []",
@@ -70,7 +51,7 @@ fn rules_fire_reload_and_refuse_bad_files() {
     assert_eq!(p.ppid, std::process::id());
 
     // 2. Edit the file: the new rule replaces the old one without a restart.
-    replace(&file, &rule("TEST-002", "marker-two"));
+    replace(&file, &marker_rule("TEST-002", "marker-two"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while agent.status().rules.generation < 2 {
         assert!(Instant::now() < deadline, "no reload\n{}", agent.log_text());
@@ -114,7 +95,7 @@ fn rules_fire_reload_and_refuse_bad_files() {
         .expect("the previous rules keep running after a refused reload");
 
     // 4. SIGHUP reloads at once (after fixing the file).
-    replace(&file, &rule("TEST-003", "marker-three"));
+    replace(&file, &marker_rule("TEST-003", "marker-three"));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(agent.pid() as i32),
         nix::sys::signal::Signal::SIGHUP,

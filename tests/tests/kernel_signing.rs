@@ -8,26 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sensor_tests::{Agent, require_root, sensor_bin};
-
-fn rule(id: &str, marker: &str) -> String {
-    format!(
-        r#"- rule:
-    id: {id}
-    name: Marker exec {id}
-    description: test rule
-    severity: high
-    mitre: {{tactics: [execution], techniques: [T1059.004]}}
-    condition: evt.type = exec and proc.args contains {marker}
-    output: "marker exec %proc.cmdline"
-    tests:
-      match:
-        - {{evt.type: exec, proc.exe: /bin/true, proc.args: [{marker}]}}
-      no_match:
-        - {{evt.type: exec, proc.exe: /bin/true, proc.args: [other]}}
-"#
-    )
-}
+use sensor_tests::{Agent, marker_rule, require_root, sensor_bin};
 
 fn cli_ok(args: &[&str]) {
     let o = Command::new(sensor_bin()).args(args).output().unwrap();
@@ -68,7 +49,7 @@ fn signed_rules_start_reload_and_refuse_replays() {
     );
     let rules = tmp.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("one.yaml"), rule("SIG-001", "sig-one")).unwrap();
+    std::fs::write(rules.join("one.yaml"), marker_rule("SIG-001", "sig-one")).unwrap();
     sign(&rules, &secret, "2");
     let v2: Vec<(String, Vec<u8>)> = ["sensor-bundle.json", "sensor-bundle.json.sig"]
         .iter()
@@ -94,7 +75,7 @@ fn signed_rules_start_reload_and_refuse_replays() {
     assert!(record.contains("rules/corp"), "{record}");
 
     // 2. A rule file dropped in without signing: the reload is refused, the signed rules run.
-    std::fs::write(rules.join("two.yaml"), rule("SIG-002", "sig-two")).unwrap();
+    std::fs::write(rules.join("two.yaml"), marker_rule("SIG-002", "sig-two")).unwrap();
     let refused = agent
         .wait_alert(Duration::from_secs(10), |a| {
             a.rule.id == "sensor.rules_reload_refused"

@@ -36,6 +36,15 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Send `req` and take its one answer (a refusal is an error).
+    pub fn ask(socket: &Path, req: &Request) -> Result<Response, ApiError> {
+        Client::send(socket, req)?
+            .next()
+            .unwrap_or(Err(ApiError::NoAnswer))
+    }
+}
+
 /// Response lines; ends when the agent closes the stream.
 impl Iterator for Client {
     type Item = Result<Response, ApiError>;

@@ -41,6 +41,8 @@ pub enum ApiError {
     Protocol { side: &'static str, message: String },
     #[error("the agent refused the request: {0}")]
     Refused(String),
+    #[error("the agent closed the connection without answering")]
+    NoAnswer,
     #[error("api.{key}: {message}")]
     Config { key: &'static str, message: String },
 }

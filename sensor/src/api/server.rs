@@ -52,8 +52,8 @@ pub struct ApiContext {
     pub token_grace_secs: i64,
     /// Ask the reload task to reload rules and indicators now.
     pub reload_rules: Box<dyn Fn() + Send + Sync>,
-    /// Prometheus text, for the remote API.
-    pub metrics: Box<dyn Fn() -> String + Send + Sync>,
+    /// Prometheus text, for the remote API and the `[metrics]` endpoint.
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
     pub stats: Arc<crate::stats::Stats>,
 }
 

@@ -80,15 +80,12 @@ fn duration_secs(s: &str) -> Result<i64, String> {
 }
 
 fn token_request(state: &StateDir, command: TokenCommand) -> anyhow::Result<TokenReply> {
-    let mut c = Client::send(&state.socket(), &Request::Token { command })?;
-    match c.next() {
-        Some(Ok(Response::Token(r))) => match *r {
+    match Client::ask(&state.socket(), &Request::Token { command })? {
+        Response::Token(r) => match *r {
             TokenReply::Error(e) => bail!("{e}"),
             r => Ok(r),
         },
-        Some(Ok(_)) => bail!("unexpected response from the agent"),
-        Some(Err(e)) => Err(e.into()),
-        None => bail!("the agent closed the connection without answering"),
+        _ => bail!("unexpected response from the agent"),
     }
 }
 

@@ -147,13 +147,11 @@ impl Target {
     fn run(&mut self, cmd: Command) -> anyhow::Result<Reply> {
         match self {
             Target::Agent(socket) => {
-                let mut c = Client::send(socket, &Request::Baseline { command: cmd })?;
-                match c.next() {
-                    Some(Ok(Response::Baseline(r))) => Ok(*r),
-                    Some(Ok(_)) => bail!("unexpected response from the agent"),
-                    Some(Err(ApiError::Refused(e))) => bail!("{e}"),
-                    Some(Err(e)) => Err(e.into()),
-                    None => bail!("the agent closed the connection without answering"),
+                match Client::ask(socket, &Request::Baseline { command: cmd }) {
+                    Ok(Response::Baseline(r)) => Ok(*r),
+                    Ok(_) => bail!("unexpected response from the agent"),
+                    Err(ApiError::Refused(e)) => bail!("{e}"),
+                    Err(e) => Err(e.into()),
                 }
             }
             Target::Store { engine, store } => {

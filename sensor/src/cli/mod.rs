@@ -631,11 +631,7 @@ fn incidents_cmd(state: &StateDir, command: IncidentsCommand) -> anyhow::Result<
     if let IncidentsCommand::Report { id, out } = &command {
         return respond::report(state, id, out);
     }
-    let mut c = Client::send(&state.socket(), &Request::Incidents)?;
-    let Some(resp) = c.next() else {
-        bail!("the agent closed the connection without answering");
-    };
-    let Response::Incidents(list) = resp? else {
+    let Response::Incidents(list) = Client::ask(&state.socket(), &Request::Incidents)? else {
         bail!("unexpected response from the agent");
     };
     match command {
@@ -732,16 +728,11 @@ fn selftest(state: &StateDir, wait: f64, json: bool) -> anyhow::Result<()> {
 }
 
 fn rules_reload(state: &StateDir) -> anyhow::Result<()> {
-    let mut c = Client::send(&state.socket(), &Request::ReloadRules)?;
-    match c.next() {
-        Some(Ok(Response::Accepted(msg))) => {
-            println!("{msg}");
-            Ok(())
-        }
-        Some(Ok(_)) => bail!("unexpected response from the agent"),
-        Some(Err(e)) => Err(e.into()),
-        None => bail!("the agent closed the connection without answering"),
-    }
+    let Response::Accepted(msg) = Client::ask(&state.socket(), &Request::ReloadRules)? else {
+        bail!("unexpected response from the agent");
+    };
+    println!("{msg}");
+    Ok(())
 }
 
 fn rules_cmd(config: Option<&Path>, command: RulesCommand) -> anyhow::Result<()> {
@@ -1087,11 +1078,7 @@ fn alerts_test(
 }
 
 fn status(state: &StateDir, json: bool) -> anyhow::Result<()> {
-    let mut client = Client::send(&state.socket(), &Request::Status)?;
-    let Some(resp) = client.next() else {
-        bail!("the agent closed the connection without answering");
-    };
-    let Response::Status(s) = resp? else {
+    let Response::Status(s) = Client::ask(&state.socket(), &Request::Status)? else {
         bail!("unexpected response from the agent");
     };
     if json {

@@ -199,13 +199,8 @@ enum AuditCommand {
 }
 
 fn ask(state: &StateDir, request: ContainRequest) -> anyhow::Result<ContainReply> {
-    let mut c = Client::send(&state.socket(), &Request::Contain { request })?;
-    let Some(resp) = c.next() else {
-        bail!("the agent closed the connection without answering");
-    };
-    match resp? {
+    match Client::ask(&state.socket(), &Request::Contain { request })? {
         Response::Contain(r) => Ok(*r),
-        Response::Error(e) => bail!("{e}"),
         _ => bail!("unexpected response from the agent"),
     }
 }

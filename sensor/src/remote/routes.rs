@@ -242,7 +242,6 @@ pub async fn answer(
                     Err(r) => return r,
                 },
                 _ => match parse_body::<ContainRequest>(req) {
-                    Ok(ContainRequest::List) => ContainRequest::List,
                     Ok(c) => c,
                     Err(r) => return r,
                 },

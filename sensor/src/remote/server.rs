@@ -278,15 +278,10 @@ async fn requests<S: AsyncRead + AsyncWrite + Unpin + Send>(
         let keep = req.keep_alive();
         let resp = match prepare(&req, source, &remote) {
             Err(resp) => resp,
-            Ok((route, params, grant)) if route.handler == Handler::Stream => {
-                match super::stream::upgrade(&req, tls) {
+            // The stream needs a scope, so it always comes with a grant.
+            Ok((route, _, Some(grant))) if route.handler == Handler::Stream => {
+                match super::stream::upgrade(&req) {
                     Ok(accept) => {
-                        let grant = grant.unwrap_or_else(|| Grant {
-                            id: String::new(),
-                            name: String::new(),
-                            scope: super::tokens::Scope::Read,
-                        });
-                        let _ = params;
                         super::stream::run(io, accept, grant, &req, remote).await;
                         return;
                     }

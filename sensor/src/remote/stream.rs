@@ -20,7 +20,7 @@ use crate::api::feed::AlertQuery;
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 /// Check the upgrade request; the `Sec-WebSocket-Accept` value if it is one.
-pub fn upgrade(req: &Request, _tls: bool) -> Result<String, Response> {
+pub fn upgrade(req: &Request) -> Result<String, Response> {
     let has = |name: &str, token: &str| {
         req.header(name)
             .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
@@ -102,7 +102,7 @@ Sec-WebSocket-Accept: {accept}\r\n\r\n"
                 }
             },
             _ = tick.tick() => {
-                if !grant.id.is_empty() && !remote.token_valid(&grant.id) {
+                if !remote.token_valid(&grant.id) {
                     let _ = wr.write_all(&ws::close(1008, "token revoked or expired")).await;
                     return;
                 }

@@ -3,8 +3,6 @@
 //! CA with a server and a client certificate for deployments without a PKI.
 
 use std::{
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -90,21 +88,10 @@ pub struct Generated {
 }
 
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), TlsSetupError> {
-    let err = |source| TlsSetupError::Write {
+    super::write_private(path, text.as_bytes(), mode).map_err(|source| TlsSetupError::Write {
         path: path.display().to_string(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 /// A private CA (its key kept beside it, mode 0600), a server certificate for `hosts` (DNS

@@ -7,8 +7,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
 };
 
@@ -299,17 +298,7 @@ impl TokenStore {
             tokens: self.tokens.values().cloned().collect(),
         };
         let text = serde_json::to_vec_pretty(&file).map_err(|e| err(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(&text).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        super::write_private(&self.path, &text, 0o600).map_err(err)?;
         self.dirty = false;
         Ok(())
     }
