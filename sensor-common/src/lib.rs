@@ -73,19 +73,33 @@ pub const MAP_ENFORCE_STATS: &str = "ENFORCE_STATS";
 pub const MAP_ENFORCE_BACKEND: &str = "ENFORCE_BACKEND";
 pub const PROG_LSM_EXEC: &str = "lsm_exec";
 pub const PROG_LSM_CONNECT: &str = "lsm_connect";
+pub const PROG_LSM_FILE: &str = "lsm_file_open";
+/// File opens of enforced workloads (BPF LSM only): a longest-prefix trie keyed by
+/// [`FILE_KEY_LEN`] bytes, the policy id (big-endian) then the path `bpf_d_path` gives. A
+/// value holds the `FILE_*` rights the prefix allows. An exact file is stored with its NUL, a
+/// directory tree as `dir/`.
+pub const MAP_FILE_ALLOW: &str = "FILE_ALLOW";
+pub const FILE_KEY_LEN: usize = 256;
+/// Path bytes a key holds after the policy id (with the NUL).
+pub const FILE_PATH_LEN: usize = FILE_KEY_LEN - 4;
+pub const FILE_READ: u8 = 1;
+pub const FILE_WRITE: u8 = 2;
 pub const PROG_CONNECT4: &str = "enforce_connect4";
 pub const PROG_CONNECT6: &str = "enforce_connect6";
 pub const ENFORCE_MAX_POLICIES: u32 = 256;
 pub const ENFORCE_MAX_ALLOW: u32 = 65536;
-pub const ENFORCE_COUNTERS: u32 = 4;
+pub const ENFORCE_COUNTERS: u32 = 6;
 pub const ENF_EXEC_DENIED: u32 = 0;
 pub const ENF_EXEC_WOULD: u32 = 1;
 pub const ENF_CONNECT_DENIED: u32 = 2;
 pub const ENF_CONNECT_WOULD: u32 = 3;
+pub const ENF_FILE_DENIED: u32 = 4;
+pub const ENF_FILE_WOULD: u32 = 5;
 /// Policy flags: which checks run, and whether they only count (shadow).
 pub const ENF_FLAG_EXEC: u32 = 1;
 pub const ENF_FLAG_CONNECT: u32 = 2;
 pub const ENF_FLAG_SHADOW: u32 = 4;
+pub const ENF_FLAG_FILE: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,8 +444,13 @@ pub struct KernelOffsets {
     pub files_fdt: u32,
     pub fdtable_fd: u32,
     pub inode_mode: u32,
+    /// `file.f_path` (a `struct path` for `bpf_d_path`).
+    pub file_path: u32,
+    pub file_mode: u32,
+    pub file_flags: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 104);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 120);
 
 /// Run modes of the programs.
 pub const MODE_FULL: u32 = 0;
@@ -455,7 +474,7 @@ pub struct Config {
     /// also polls on a short timer, so nothing waits longer than that tick. 0: wake per event.
     pub wakeup_bytes: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 128);
+const _: () = assert!(core::mem::size_of::<Config>() == 144);
 
 /// Key of the ignored-prefix LPM trie: the first bytes of a path.
 pub const PREFIX_KEY_LEN: usize = 64;

@@ -1,22 +1,28 @@
 //! Enforcement by cgroup, for workloads the agent promoted from shadow to enforce: an exec
 //! allow-list (by executable device and inode) and a connect allow-list. Two backends, chosen
 //! by the agent at start-up by trying to load the LSM programs:
-//! - BPF LSM (`lsm/bprm_check_security`, `lsm/socket_connect`): the call fails with EPERM;
+//! - BPF LSM (`lsm/bprm_check_security`, `lsm/socket_connect`, and `lsm/file_open` for a
+//!   file allow-list by path prefix): the call fails with EPERM;
 //! - fallback where the kernel refuses LSM programs: the exec tracepoint kills a denied
 //!   program before its first instruction (SIGKILL), and cgroup/connect4 and connect6
 //!   programs on the workload's cgroup fail the connect with EPERM.
 //! In shadow mode both only count.
 
 use aya_ebpf::{
-    helpers::{bpf_send_signal, generated::bpf_get_current_cgroup_id},
+    bindings::BPF_F_NO_PREALLOC,
+    helpers::{
+        bpf_send_signal,
+        generated::{bpf_d_path, bpf_get_current_cgroup_id},
+    },
     macros::{cgroup_sock_addr, lsm, map},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::{LsmContext, SockAddrContext},
 };
 use sensor_common::{
     ConnectAllowKey, ENF_CONNECT_DENIED, ENF_CONNECT_WOULD, ENF_EXEC_DENIED, ENF_EXEC_WOULD,
-    ENF_FLAG_CONNECT, ENF_FLAG_EXEC, ENF_FLAG_SHADOW, ENFORCE_COUNTERS, ENFORCE_MAX_ALLOW,
-    ENFORCE_MAX_POLICIES, EnforcePolicy, ExecAllowKey,
+    ENF_FILE_DENIED, ENF_FILE_WOULD, ENF_FLAG_CONNECT, ENF_FLAG_EXEC, ENF_FLAG_FILE,
+    ENF_FLAG_SHADOW, ENFORCE_COUNTERS, ENFORCE_MAX_ALLOW, ENFORCE_MAX_POLICIES, EnforcePolicy,
+    ExecAllowKey, FILE_KEY_LEN, FILE_PATH_LEN, FILE_READ, FILE_WRITE,
 };
 
 #[map]
@@ -27,6 +33,12 @@ pub static EXEC_ALLOW: HashMap<ExecAllowKey, u8> = HashMap::with_max_entries(ENF
 #[map]
 pub static CONNECT_ALLOW: HashMap<ConnectAllowKey, u8> =
     HashMap::with_max_entries(ENFORCE_MAX_ALLOW, 0);
+#[map]
+pub static FILE_ALLOW: LpmTrie<[u8; FILE_KEY_LEN], u8> =
+    LpmTrie::with_max_entries(ENFORCE_MAX_ALLOW, BPF_F_NO_PREALLOC);
+/// Per-CPU room for the key a file open is looked up with (too big for the stack).
+#[map]
+static FILE_KEY: PerCpuArray<Key<[u8; FILE_KEY_LEN]>> = PerCpuArray::with_max_entries(1, 0);
 /// Slot 0: 1 when the LSM programs enforce (the tracepoint then leaves exec alone).
 #[map]
 pub static ENFORCE_BACKEND: Array<u32> = Array::with_max_entries(1, 0);
@@ -130,6 +142,75 @@ pub fn lsm_connect(ctx: LsmContext) -> i32 {
             }
         }
         _ => 0,
+    }
+}
+
+// `file.f_mode` bits; an exec's open carries `__FMODE_EXEC` in `f_flags` (older kernels keep
+// it only there).
+const FMODE_READ: u32 = 0x1;
+const FMODE_WRITE: u32 = 0x2;
+const FMODE_EXEC: u32 = 0x20;
+
+/// `lsm/file_open(struct file *file)`: a workload under a file policy opens only what its
+/// profile lists, with the rights it lists. Opens for exec are the exec allow-list's.
+#[lsm(hook = "file_open")]
+pub fn lsm_file_open(ctx: LsmContext) -> i32 {
+    let file: *const u8 = ctx.arg(0);
+    let prev: i32 = ctx.arg(1);
+    if prev != 0 {
+        return prev;
+    }
+    let Some(p) = current_policy(ENF_FLAG_FILE) else {
+        return 0;
+    };
+    let o = crate::common::offsets();
+    let mode: u32 = unsafe { crate::common::read_kernel(file, o.file_mode as usize) };
+    let flags: u32 = unsafe { crate::common::read_kernel(file, o.file_flags as usize) };
+    if (mode | flags) & FMODE_EXEC != 0 {
+        return 0;
+    }
+    let want = if mode & FMODE_READ != 0 { FILE_READ } else { 0 }
+        | if mode & FMODE_WRITE != 0 {
+            FILE_WRITE
+        } else {
+            0
+        };
+    if want == 0 {
+        return 0;
+    }
+    let Some(key) = FILE_KEY.get_ptr_mut(0) else {
+        return 0;
+    };
+    let key = unsafe { &mut *key };
+    key.data[..4].copy_from_slice(&p.policy.to_be_bytes());
+    // `file + f_path` stays a typed kernel pointer: the offset is a load-time constant the
+    // verifier reads from the frozen config.
+    let path = file.wrapping_add(o.file_path as usize) as *mut aya_ebpf::bindings::path;
+    let n = unsafe {
+        bpf_d_path(
+            path,
+            key.data[4..].as_mut_ptr().cast(),
+            FILE_PATH_LEN as u32,
+        )
+    };
+    // `n` counts the NUL. A path too long for the key (or unresolvable) is looked up as the
+    // empty path: only a policy that allows all of `/` lets it through.
+    let len = if n > 0 && (n as usize) <= FILE_PATH_LEN {
+        n as usize
+    } else {
+        0
+    };
+    key.prefix_len = ((4 + len) * 8) as u32;
+    let allowed = FILE_ALLOW.get(&*key).copied().unwrap_or(0);
+    if allowed & want == want {
+        return 0;
+    }
+    if p.flags & ENF_FLAG_SHADOW != 0 {
+        bump(p.policy, ENF_FILE_WOULD);
+        0
+    } else {
+        bump(p.policy, ENF_FILE_DENIED);
+        -1
     }
 }
 

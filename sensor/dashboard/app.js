@@ -563,7 +563,8 @@
     for (const p of arr(profiles).map(obj)) {
       const k = p.kernel ? obj(p.kernel) : null;
       const kernel = k ? 'exec denied ' + num(k.exec_denied) + ' / would ' + num(k.exec_would_deny) + ', connect denied ' +
-        num(k.connect_denied) + ' / would ' + num(k.connect_would_deny) : p.kernel_enforced ? 'enforced' : '–';
+        num(k.connect_denied) + ' / would ' + num(k.connect_would_deny) + ', file denied ' + num(k.file_denied) +
+        ' / would ' + num(k.file_would_deny) : p.kernel_enforced ? 'enforced' : '–';
       const ready = el('td', { title: str(p.readiness) }, p.ready ? 'ready' : 'not yet');
       pb.appendChild(el('tr', { className: 'profile-row', dataset: { workload: str(p.workload), stage: str(p.stage) } },
         cell(p.workload, 'workload'), cell(str(p.baseline_mode) + ' v' + num(p.baseline_version)),

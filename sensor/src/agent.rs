@@ -509,6 +509,7 @@ pub async fn run(
         Ok(Some((store, loaded))) => {
             tracing::info!(workloads = loaded.len(), "baselines loaded");
             let mut engine = crate::baseline::Engine::new(cfg.baseline.clone());
+            engine.set_file_enforcement(cfg.baseline.enforce_files && probes.file_lsm.is_ok());
             engine.load(loaded);
             pipeline.baseline = Some(engine);
             (Some(store), None)
@@ -796,6 +797,7 @@ pub async fn run(
     let incidents_file = opts.state_dir.0.join("incidents.jsonl");
     let save_every = Duration::from_secs(opts.config.baseline.save_interval_secs);
     let proc_root = opts.host_root.join("proc");
+    let pipe_cfg_ignored = opts.config.probes.ignored_prefixes.clone();
     let cgroup_root = crate::enrich::cgroup_cache::cgroup2_root(&opts.host_root);
     let pipeline_outputs = outputs.clone();
     let pipeline_playbooks = playbooks.clone();
@@ -823,7 +825,11 @@ pub async fn run(
             let mut learn_slots = LearnSlots::default();
             // Hashes of exec'd programs, only while some hash is denied.
             let mut exe_hashes = crate::ioc::hashes::HashCache::default();
-            let mut enforce_slots = EnforceSlots::default();
+            let mut enforce_slots = EnforceSlots {
+                unreported_reads: pipe_cfg_ignored.clone(),
+                proc_root: proc_root.clone(),
+                ..EnforceSlots::default()
+            };
             let mut last_heartbeat = Instant::now();
             let mut heartbeats = 0u64;
             let mut supervisor = supervisor;
@@ -1170,6 +1176,11 @@ impl LearnSlots {
 struct EnforceSlots {
     by_workload: std::collections::HashMap<String, u32>,
     last_error: Option<String>,
+    /// Read-only opens the probes never report (a baseline cannot learn them).
+    unreported_reads: Vec<String>,
+    proc_root: std::path::PathBuf,
+    /// File rules per workload, by (baseline version, the pid whose root resolved them).
+    file_rules: std::collections::HashMap<String, ((u32, u32), Vec<probes::enforce::FileRule>)>,
 }
 
 impl EnforceSlots {
@@ -1205,20 +1216,25 @@ impl EnforceSlots {
                     id
                 }
             };
+            let files = self.files_of(&t, cgroup_root);
             policies.push(probes::enforce::KernelPolicy {
                 id,
                 shadow: t.shadow,
                 cgroups: t.cgroups,
                 exec_allow: t.exe_ids,
                 connect_allow: t.peers,
+                files,
             });
         }
+        self.file_rules
+            .retain(|k, _| self.by_workload.contains_key(k));
         match probes.enforce_sync(&policies, cgroup_root) {
             Ok(counts) => {
                 self.last_error = None;
+                let now = Clock::unix_now();
                 for (key, id) in &self.by_workload {
                     if let Some(c) = counts.get(id) {
-                        engine.set_kernel_counts(key, *c);
+                        engine.set_kernel_counts(key, *c, now);
                     }
                 }
             }
@@ -1230,6 +1246,49 @@ impl EnforceSlots {
                 self.last_error = Some(e);
             }
         }
+    }
+}
+
+impl EnforceSlots {
+    /// A target's file rules, with symlinks resolved in the root of a process of its cgroup
+    /// (a container sees its own /etc). Kept until the baseline or that process changes.
+    fn files_of(
+        &mut self,
+        t: &crate::baseline::engine::EnforceTarget,
+        cgroup_root: &std::path::Path,
+    ) -> Vec<probes::enforce::FileRule> {
+        if t.read.is_empty() && t.write.is_empty() {
+            return Vec::new();
+        }
+        let pid = t
+            .cgroups
+            .iter()
+            .find_map(|(_, path)| {
+                let procs = cgroup_root
+                    .join(path.trim_start_matches('/'))
+                    .join("cgroup.procs");
+                std::fs::read_to_string(procs)
+                    .ok()?
+                    .lines()
+                    .find_map(|l| l.trim().parse::<u32>().ok())
+            })
+            .unwrap_or(0);
+        let stamp = (t.version, pid);
+        if let Some((s, rules)) = self.file_rules.get(&t.workload)
+            && *s == stamp
+        {
+            return rules.clone();
+        }
+        let root = (pid != 0).then(|| self.proc_root.join(pid.to_string()).join("root"));
+        let rules = crate::profile::files::rules(
+            &t.read,
+            &t.write,
+            &self.unreported_reads,
+            root.as_deref(),
+        );
+        self.file_rules
+            .insert(t.workload.clone(), (stamp, rules.clone()));
+        rules
     }
 }
 

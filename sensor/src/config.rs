@@ -137,6 +137,9 @@ pub struct BaselineConfig {
     /// In shadow, learn out-of-profile behaviour at once (a permissive profile) instead of
     /// holding it for `sensor profile approve W`.
     pub self_heal_auto: bool,
+    /// Profiles also hold file opens (what a workload reads and writes), enforced in the kernel
+    /// where `lsm/file_open` loads; elsewhere files are confined by `sensor exec` only.
+    pub enforce_files: bool,
 }
 
 /// Score (0-100) at which an anomaly becomes an alert of each severity; below `low` it is
@@ -237,6 +240,7 @@ impl Default for BaselineConfig {
             promote_after_events: 10_000,
             auto_promote: false,
             self_heal_auto: false,
+            enforce_files: true,
         }
     }
 }

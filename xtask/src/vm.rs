@@ -75,7 +75,7 @@ const STEPS: &[Step] = &[
         host_skip: None,
     },
     Step {
-        name: "shadow/enforce (backend)",
+        name: "shadow/enforce (exec, connect, files)",
         test: Some(("kernel_enforce", &[])),
         vm_only_script: None,
         host_skip: None,

@@ -177,6 +177,8 @@ pub struct Engine {
     cgroup_owner: HashMap<u64, String>,
     /// The kernel's enforcement counters per workload.
     kernel_counts: HashMap<String, crate::probes::enforce::EnforceCounts>,
+    /// File opens are part of profiles (the kernel enforces them: `lsm/file_open`).
+    file_enforcement: bool,
     dirty: HashSet<String>,
     archived: Vec<Baseline>,
     removed: Vec<String>,
@@ -207,6 +209,7 @@ impl Engine {
             live: HashMap::new(),
             cgroup_owner: HashMap::new(),
             kernel_counts: HashMap::new(),
+            file_enforcement: false,
             dirty: HashSet::new(),
             archived: Vec::new(),
             removed: Vec::new(),
@@ -347,7 +350,8 @@ impl Engine {
             Mode::Monitoring | Mode::Frozen => {
                 let comps = score_event(&self.cfg, b, live, ev, &features, now);
                 if b.enforcement.is_some()
-                    && let Some(a) = check_profile(&self.cfg, b, ev, &features, now)
+                    && let Some(a) =
+                        check_profile(&self.cfg, b, ev, &features, self.file_enforcement, now)
                 {
                     self.dirty.insert(key.clone());
                     out.push(a);
@@ -759,20 +763,54 @@ impl Engine {
                         Some((sa.ip(), sa.port()))
                     })
                     .collect();
+                // File lists as a generated profile has them (with what every process reads).
+                let (read, write) = match self.file_enforcement {
+                    true => crate::profile::model::Profile::from_baseline(b, 0)
+                        .map(|p| (p.read, p.write))
+                        .unwrap_or_default(),
+                    false => Default::default(),
+                };
                 Some(EnforceTarget {
                     workload: key.clone(),
                     shadow: e.stage == Stage::Shadow,
                     cgroups,
                     exe_ids,
                     peers,
+                    version: b.version,
+                    read,
+                    write,
                 })
             })
             .collect()
     }
 
-    /// Exact kernel counters of a workload's policy (the agent reads them every second).
-    pub fn set_kernel_counts(&mut self, key: &str, counts: crate::probes::enforce::EnforceCounts) {
-        self.kernel_counts.insert(key.to_owned(), counts);
+    /// Check file opens against profiles (only where the kernel enforces them).
+    pub fn set_file_enforcement(&mut self, on: bool) {
+        self.file_enforcement = on;
+    }
+
+    /// Exact kernel counters of a workload's policy (the agent reads them every second). A
+    /// file open the kernel refused (or would have) restarts the promotion criterion, even when
+    /// the event describing it was lost or the agent's view of the path differs.
+    pub fn set_kernel_counts(
+        &mut self,
+        key: &str,
+        counts: crate::probes::enforce::EnforceCounts,
+        now: i64,
+    ) {
+        let before = self.kernel_counts.insert(key.to_owned(), counts);
+        let files = |c: &crate::probes::enforce::EnforceCounts| c.file_denied + c.file_would_deny;
+        if before.is_some_and(|b| files(&counts) > files(&b))
+            && let Some(e) = self
+                .workloads
+                .get_mut(key)
+                .and_then(|b| b.enforcement.as_mut())
+            && e.last_violation.is_none_or(|t| t < now)
+        {
+            e.last_violation = Some(now);
+            e.checked_since_violation = 0;
+            self.dirty.insert(key.to_owned());
+        }
     }
 
     pub fn profile_status(&self, now: i64) -> Vec<ProfileSummary> {
@@ -824,6 +862,11 @@ pub struct EnforceTarget {
     pub cgroups: Vec<(u64, String)>,
     pub exe_ids: Vec<(u32, u64)>,
     pub peers: Vec<(std::net::IpAddr, u16)>,
+    /// The baseline version the lists come from.
+    pub version: u32,
+    /// Files it may read and write (empty when files are not enforced).
+    pub read: Vec<String>,
+    pub write: Vec<String>,
 }
 
 /// One workload in `sensor profile status`.
@@ -1378,26 +1421,32 @@ fn score_event(
     comps
 }
 
-/// Whether an exec or connect is inside the workload's profile (its learned executables by
-/// identity, its learned peers); an action outside counts and alerts: "would deny" in
-/// shadow, "denied" in enforce (where the kernel refused it).
+/// Whether an exec, connect or (with file enforcement) file open is inside the workload's
+/// profile (its learned executables by identity, its learned peers and paths); an action
+/// outside counts and alerts: "would deny" in shadow, "denied" in enforce (where the kernel
+/// refused it).
 fn check_profile(
     cfg: &BaselineConfig,
     b: &mut Baseline,
     ev: &Event,
     features: &[(Feature, String)],
+    files: bool,
     now: i64,
 ) -> Option<Alert> {
     let checked: Vec<&(Feature, String)> = features
         .iter()
-        .filter(|(f, _)| matches!(f, Feature::ExeId | Feature::Peer))
+        .filter(|(f, _)| match f {
+            Feature::ExeId | Feature::Peer => true,
+            Feature::FileRead | Feature::FileWrite => files,
+            _ => false,
+        })
         .collect();
     if checked.is_empty() {
         return None;
     }
     let outside: Vec<&(Feature, String)> = checked
         .into_iter()
-        .filter(|(f, v)| !f.set(&b.model).contains(v))
+        .filter(|(f, v)| !in_profile(&b.model, *f, v))
         .collect();
     let key = b.workload.key();
     let e = b.enforcement.as_mut()?;
@@ -1418,6 +1467,15 @@ fn check_profile(
             "exec of {} (file {value}), not among the {} programs of the profile",
             ev.process.executable.as_deref().unwrap_or(&ev.process.name),
             b.model.exe_ids.len()
+        ),
+        Feature::FileRead | Feature::FileWrite => format!(
+            "open of {value} for {}, not among the {} paths of the profile",
+            if feature == Feature::FileWrite {
+                "writing"
+            } else {
+                "reading"
+            },
+            b.model.file_read.len() + b.model.file_write.len()
         ),
         _ => format!(
             "connect to {value}, not among the {} peers of the profile",
@@ -1468,6 +1526,27 @@ fn check_profile(
         .with_field("baseline.version", b.version);
     a.time = ev.timestamp.clone();
     Some(crate::pipeline::alert_context(a, ev))
+}
+
+/// A value inside the profile: learned, or (for files) written, or read by every process.
+fn in_profile(m: &crate::baseline::model::Model, f: Feature, v: &str) -> bool {
+    if f.set(m).contains(v) {
+        return true;
+    }
+    match f {
+        Feature::FileRead => {
+            m.file_write.contains(v)
+                || v.starts_with("/proc/self/")
+                || v.starts_with("/proc/thread-self/")
+                || crate::profile::model::ALWAYS_READ
+                    .iter()
+                    .any(|a| match a.strip_suffix("/**") {
+                        Some(dir) => v.starts_with(dir) && v[dir.len()..].starts_with('/'),
+                        None => *a == v,
+                    })
+        }
+        _ => false,
+    }
 }
 
 fn privilege_technique(v: &str) -> Option<&'static str> {

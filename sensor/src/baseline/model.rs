@@ -305,7 +305,8 @@ pub struct Enforcement {
     pub stage: Stage,
     /// Unix seconds the stage began.
     pub since: i64,
-    /// Execs and connects checked against the profile since shadowing began.
+    /// Execs, connects and (with file enforcement) file opens checked against the profile
+    /// since shadowing began.
     pub checked: u64,
     /// Of those, out of profile: would have been denied (shadow) or were (enforce).
     pub would_deny: u64,

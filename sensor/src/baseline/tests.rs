@@ -662,3 +662,85 @@ fn a_cgroup_is_credited_to_the_workload_last_seen_in_it() {
     assert_eq!(cg("container:nginx:1.25"), vec![77]);
     assert!(cg("container:abc123").is_empty());
 }
+
+#[test]
+fn file_opens_are_checked_only_with_file_enforcement_and_kernel_denials_hold_promotion() {
+    let mut e = learned();
+    let now = DAY2 as i64;
+    e.set_stage(KEY, Some(crate::baseline::model::Stage::Shadow), true, now)
+        .unwrap();
+    let would = |alerts: &[crate::alert::Alert]| {
+        alerts
+            .iter()
+            .filter(|a| a.rule.id == "sensor.profile.would_deny")
+            .map(|a| {
+                (
+                    field(a, "profile.feature")
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                    field(a, "profile.value").as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Without the kernel's file hook, files are not part of the profile check.
+    assert!(would(&one(&mut e, Gen::open("/etc/passwd", 0, DAY2))).is_empty());
+    e.set_file_enforcement(true);
+    // Learned paths (and a read of a path learned as written, and what every process
+    // reads) are inside; a new read and a new write are out, each with what and why.
+    for (path, flags) in [
+        ("/etc/app/app.conf", 0),
+        ("/proc/4242/stat", 0),
+        ("/var/log/app/20240101.log", 0),
+        ("/proc/self/status", 0),
+        ("/etc/ld.so.cache", 0),
+    ] {
+        let a = one(&mut e, Gen::open(path, flags, DAY2 + 1));
+        assert!(would(&a).is_empty(), "{path}: {a:?}");
+    }
+    let a = one(&mut e, Gen::open("/etc/passwd", 0, DAY2 + 2));
+    assert_eq!(
+        would(&a),
+        vec![("file_read".to_owned(), "/etc/passwd".to_owned())]
+    );
+    assert!(
+        a[0].message.contains("open of /etc/passwd for reading"),
+        "{}",
+        a[0].message
+    );
+    let a = one(&mut e, Gen::open("/etc/app/app.conf", 0o1, DAY2 + 3));
+    assert_eq!(
+        would(&a),
+        vec![("file_write".to_owned(), "/etc/app/app.conf".to_owned())]
+    );
+    // Readiness: quiet checks count up; a kernel file refusal restarts them, even with no
+    // event to tell what it was.
+    for i in 0..5 {
+        one(&mut e, Gen::open("/etc/app/app.conf", 0, DAY2 + 10 + i));
+    }
+    let since = |e: &Engine| {
+        e.get(KEY)
+            .and_then(|b| b.enforcement.as_ref())
+            .map(|x| (x.checked_since_violation, x.last_violation))
+            .unwrap()
+    };
+    assert_eq!(since(&e).0, 5);
+    let mut k = crate::probes::enforce::EnforceCounts::default();
+    e.set_kernel_counts(KEY, k, now + 20);
+    assert_eq!(
+        since(&e).0,
+        5,
+        "the first reading is a baseline, not a violation"
+    );
+    k.exec_would_deny = 3;
+    e.set_kernel_counts(KEY, k, now + 21);
+    assert_eq!(
+        since(&e).0,
+        5,
+        "exec and connect are counted from their events"
+    );
+    k.file_would_deny = 1;
+    e.set_kernel_counts(KEY, k, now + 22);
+    assert_eq!(since(&e), (0, Some(now + 22)));
+}

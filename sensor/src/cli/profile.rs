@@ -70,8 +70,8 @@ enum ProfileCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Evaluate the profile without enforcing it: out-of-profile execs and connects are
-    /// counted and alerted (`sensor.profile.would_deny`).
+    /// Evaluate the profile without enforcing it: out-of-profile execs, connects and (where the
+    /// kernel enforces files) file opens are counted and alerted (`sensor.profile.would_deny`).
     Shadow { workload: String },
     /// Enforce a shadowed profile once its promotion criterion holds (or with --force).
     Enforce {
@@ -183,8 +183,13 @@ pub fn main(state: &StateDir, config: Option<&Path>, args: ProfileArgs) -> anyho
                 );
                 if let Some(k) = p.kernel {
                     println!(
-                        "    kernel: exec denied {} / would deny {}, connect denied {} / would deny {}",
-                        k.exec_denied, k.exec_would_deny, k.connect_denied, k.connect_would_deny
+                        "    kernel: exec denied {} / would deny {}, connect denied {} / would deny {}, file open denied {} / would deny {}",
+                        k.exec_denied,
+                        k.exec_would_deny,
+                        k.connect_denied,
+                        k.connect_would_deny,
+                        k.file_denied,
+                        k.file_would_deny
                     );
                 }
             }

@@ -281,6 +281,10 @@ impl Btf {
             files_fdt: o("files_struct", "fdt")?,
             fdtable_fd: o("fdtable", "fd")?,
             inode_mode: o("inode", "i_mode")?,
+            file_path: o("file", "f_path")?,
+            file_mode: o("file", "f_mode")?,
+            file_flags: o("file", "f_flags")?,
+            _pad: 0,
         })
     }
 }

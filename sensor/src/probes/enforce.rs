@@ -1,6 +1,6 @@
 //! The kernel side of enforcement: fill the allow-lists of shadowed and enforced workloads,
 //! attach the connect programs to their cgroups (never the root cgroup), and read the
-//! per-policy counters back.
+//! per-policy counters back. File allow-lists apply only where `lsm/file_open` attached.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,16 +9,21 @@ use std::{
 };
 
 use aya::{
-    maps::{MapData, PerCpuArray},
-    programs::{CgroupAttachMode, CgroupSockAddr},
+    maps::{
+        MapData, PerCpuArray,
+        lpm_trie::{Key, LpmTrie},
+    },
+    programs::{CgroupAttachMode, CgroupSockAddr, Lsm},
 };
 use sensor_common::{
-    ConnectAllowKey, ENF_FLAG_CONNECT, ENF_FLAG_EXEC, ENF_FLAG_SHADOW, ENFORCE_COUNTERS,
-    ENFORCE_MAX_POLICIES, EnforcePolicy, ExecAllowKey, MAP_CONNECT_ALLOW, MAP_ENFORCE_CGROUPS,
-    MAP_ENFORCE_STATS, MAP_EXEC_ALLOW, PROG_CONNECT4, PROG_CONNECT6,
+    ConnectAllowKey, ENF_FLAG_CONNECT, ENF_FLAG_EXEC, ENF_FLAG_FILE, ENF_FLAG_SHADOW,
+    ENFORCE_COUNTERS, ENFORCE_MAX_ALLOW, ENFORCE_MAX_POLICIES, EnforcePolicy, ExecAllowKey,
+    FILE_KEY_LEN, FILE_PATH_LEN, MAP_CONNECT_ALLOW, MAP_ENFORCE_CGROUPS, MAP_ENFORCE_STATS,
+    MAP_EXEC_ALLOW, MAP_FILE_ALLOW, PROG_CONNECT4, PROG_CONNECT6, PROG_LSM_FILE,
 };
 
 use super::{ProbeError, Probes, map_err, short_reason};
+pub use crate::profile::files::FileRule;
 
 /// One workload's policy as the kernel applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +34,52 @@ pub struct KernelPolicy {
     pub cgroups: Vec<(u64, String)>,
     pub exec_allow: Vec<(u32, u64)>,
     pub connect_allow: Vec<(IpAddr, u16)>,
+    /// File rules (`lsm/file_open` only); empty: file opens are not checked.
+    pub files: Vec<FileRule>,
+}
+
+type FileKey = Key<[u8; FILE_KEY_LEN]>;
+
+/// The trie keys of a rule: the path and its NUL for a file; `dir/` and `dir` with its NUL
+/// for a tree. A path longer than a key holds becomes the tree of its longest directory that
+/// fits (wider, never narrower: the kernel could not match the long form).
+fn file_keys(r: &FileRule, policy: u32) -> Vec<FileKey> {
+    let base = r.path.trim_end_matches('/').as_bytes();
+    let mut prefixes = Vec::with_capacity(2);
+    if r.tree || base.is_empty() {
+        prefixes.push([base, b"/"].concat());
+    }
+    if !base.is_empty() {
+        prefixes.push([base, b"\0"].concat());
+    }
+    prefixes
+        .into_iter()
+        .map(|mut p| {
+            if p.len() > FILE_PATH_LEN {
+                let cut = p[..FILE_PATH_LEN]
+                    .iter()
+                    .rposition(|b| *b == b'/')
+                    .unwrap_or(0);
+                p.truncate(cut + 1);
+            }
+            let mut data = [0u8; FILE_KEY_LEN];
+            data[..4].copy_from_slice(&policy.to_be_bytes());
+            data[4..4 + p.len()].copy_from_slice(&p);
+            Key::new(((4 + p.len()) * 8) as u32, data)
+        })
+        .collect()
+}
+
+/// Attach `lsm/file_open` (only where the other enforcement LSM programs attached).
+pub(super) fn attach_file_lsm(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<(), String> {
+    let p: &mut Lsm = ebpf
+        .program_mut(PROG_LSM_FILE)
+        .ok_or_else(|| format!("{PROG_LSM_FILE} missing from the object"))?
+        .try_into()
+        .map_err(|e| format!("{PROG_LSM_FILE}: {}", short_reason(&e)))?;
+    p.load("file_open", btf)
+        .and_then(|()| p.attach().map(|_| ()))
+        .map_err(|e| format!("{PROG_LSM_FILE}: {}", short_reason(&e)))
 }
 
 /// Per-policy counters (summed over CPUs).
@@ -38,6 +89,10 @@ pub struct EnforceCounts {
     pub exec_would_deny: u64,
     pub connect_denied: u64,
     pub connect_would_deny: u64,
+    #[serde(default)]
+    pub file_denied: u64,
+    #[serde(default)]
+    pub file_would_deny: u64,
 }
 
 /// Links of the connect programs, by cgroup path.
@@ -96,11 +151,21 @@ impl Probes {
             })
             .collect();
         self.sync_map(MAP_CONNECT_ALLOW, &connect)?;
+        let files = self.file_lsm.is_ok();
+        if files {
+            self.sync_files(policies)?;
+        }
         let cgroups: HashMap<u64, EnforcePolicy> = policies
             .iter()
             .flat_map(|p| {
-                let flags =
-                    ENF_FLAG_EXEC | ENF_FLAG_CONNECT | if p.shadow { ENF_FLAG_SHADOW } else { 0 };
+                let flags = ENF_FLAG_EXEC
+                    | ENF_FLAG_CONNECT
+                    | if p.shadow { ENF_FLAG_SHADOW } else { 0 }
+                    | if files && !p.files.is_empty() {
+                        ENF_FLAG_FILE
+                    } else {
+                        0
+                    };
                 p.cgroups.iter().map(move |(id, _)| {
                     (
                         *id,
@@ -124,6 +189,48 @@ impl Probes {
         };
         self.sync_connect_links(&paths, cgroup_root)?;
         self.enforce_counts(policies.iter().map(|p| p.id))
+    }
+
+    /// Make the file trie hold exactly the policies' rules (new ones first, then stale ones
+    /// out, so a policy never meets a half-filled list).
+    fn sync_files(&mut self, policies: &[KernelPolicy]) -> Result<(), ProbeError> {
+        let mut want: HashMap<(u32, [u8; FILE_KEY_LEN]), (FileKey, u8)> = HashMap::new();
+        for p in policies {
+            for r in &p.files {
+                for key in file_keys(r, p.id) {
+                    // Two rules may meet in one prefix (a long path cut back): rights add up.
+                    let e = want
+                        .entry((key.prefix_len(), key.data()))
+                        .or_insert((key, 0));
+                    e.1 |= r.rights;
+                }
+            }
+        }
+        if want.len() > ENFORCE_MAX_ALLOW as usize {
+            return Err(ProbeError::Load(format!(
+                "{} file rules; the kernel holds at most {ENFORCE_MAX_ALLOW}",
+                want.len()
+            )));
+        }
+        let map = self
+            .ebpf
+            .map_mut(MAP_FILE_ALLOW)
+            .ok_or_else(|| super::missing_map(MAP_FILE_ALLOW))?;
+        let mut trie: LpmTrie<&mut MapData, [u8; FILE_KEY_LEN], u8> =
+            LpmTrie::try_from(map).map_err(map_err(MAP_FILE_ALLOW))?;
+        for (key, rights) in want.values() {
+            trie.insert(key, *rights, 0)
+                .map_err(map_err(MAP_FILE_ALLOW))?;
+        }
+        let stale: Vec<FileKey> = trie
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !want.contains_key(&(k.prefix_len(), k.data())))
+            .collect();
+        for k in stale {
+            let _ = trie.remove(&k);
+        }
+        Ok(())
     }
 
     fn sync_connect_links(
@@ -215,6 +322,8 @@ impl Probes {
                     exec_would_deny: get(sensor_common::ENF_EXEC_WOULD),
                     connect_denied: get(sensor_common::ENF_CONNECT_DENIED),
                     connect_would_deny: get(sensor_common::ENF_CONNECT_WOULD),
+                    file_denied: get(sensor_common::ENF_FILE_DENIED),
+                    file_would_deny: get(sensor_common::ENF_FILE_WOULD),
                 },
             );
         }
@@ -223,9 +332,10 @@ impl Probes {
 
     /// The active backends, for `sensor status`.
     pub fn enforcement_backend(&self) -> String {
-        match &self.lsm {
-            Ok(()) => "exec: lsm/bprm_check_security (EPERM); connect: lsm/socket_connect (EPERM); files: sensor exec (Landlock)".into(),
-            Err(why) => format!(
+        match (&self.lsm, &self.file_lsm) {
+            (Ok(()), Ok(())) => "exec: lsm/bprm_check_security (EPERM); connect: lsm/socket_connect (EPERM); files: lsm/file_open (EPERM), and sensor exec (Landlock)".into(),
+            (Ok(()), Err(why)) => format!("exec: lsm/bprm_check_security (EPERM); connect: lsm/socket_connect (EPERM); files: sensor exec (Landlock); lsm/file_open not used ({why})"),
+            (Err(why), _) => format!(
                 "exec: tp_btf/sched_process_exec + SIGKILL; connect: cgroup/connect4+6 (EPERM); files: sensor exec (Landlock); BPF LSM not used ({why})"
             ),
         }
@@ -251,5 +361,46 @@ impl Probes {
                 .map_err(map_err(MAP_ENFORCE_STATS))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(path: &str, tree: bool) -> Vec<(u32, Vec<u8>)> {
+        let r = FileRule {
+            path: path.into(),
+            tree,
+            rights: 1,
+        };
+        file_keys(&r, 7)
+            .into_iter()
+            .map(|k| {
+                let bits = k.prefix_len();
+                let data = k.data();
+                assert_eq!(&data[..4], &7u32.to_be_bytes(), "the policy leads");
+                (bits, data[4..bits as usize / 8].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn files_match_whole_and_trees_match_below_and_themselves() {
+        assert_eq!(
+            keys("/etc/passwd", false),
+            vec![(8 * 16, b"/etc/passwd\0".to_vec())]
+        );
+        assert_eq!(
+            keys("/srv/www", true),
+            vec![
+                (8 * 13, b"/srv/www/".to_vec()),
+                (8 * 13, b"/srv/www\0".to_vec())
+            ]
+        );
+        assert_eq!(keys("/", true), vec![(8 * 5, b"/".to_vec())]);
+        // Too long for a key: the tree of the longest directory that fits.
+        let long = format!("/data/{}/file", "d".repeat(300));
+        assert_eq!(keys(&long, false), vec![(8 * 10, b"/data/".to_vec())]);
     }
 }

@@ -132,6 +132,8 @@ pub struct Probes {
     pub lsm: Result<(), String>,
     /// Self-protection's LSM programs (refusing signals and ptrace): attached, or why not.
     pub guard_lsm: Result<(), String>,
+    /// `lsm/file_open` (file allow-lists of enforced workloads): attached, or why not.
+    pub file_lsm: Result<(), String>,
 }
 
 /// A map error, with the map's name.
@@ -214,7 +216,10 @@ enum Hook {
 }
 
 fn hook_for(name: &str) -> Option<Hook> {
-    if name == sensor_common::PROG_GUARD_TASK_KILL || name == sensor_common::PROG_GUARD_PTRACE {
+    if name == sensor_common::PROG_GUARD_TASK_KILL
+        || name == sensor_common::PROG_GUARD_PTRACE
+        || name == sensor_common::PROG_LSM_FILE
+    {
         return Some(Hook::GuardLsm);
     }
     if name == sensor_common::PROG_GUARD_SIGNAL {
@@ -460,6 +465,14 @@ impl Probes {
             Ok(()) => Self::attach_guard_lsm(&mut ebpf, &aya_btf),
             Err(reason) => Err(reason.clone()),
         };
+        // Its own result: exec and connect enforcement stand without it.
+        let file_lsm = match &lsm {
+            Ok(()) => enforce::attach_file_lsm(&mut ebpf, &aya_btf),
+            Err(reason) => Err(reason.clone()),
+        };
+        if let Err(reason) = &file_lsm {
+            tracing::info!(%reason, "file-open enforcement unavailable (sensor exec still confines files with Landlock)");
+        }
         match &lsm {
             Ok(()) => {
                 let map = ebpf
@@ -500,6 +513,7 @@ impl Probes {
                 isolate_links: contain::IsolateLinks::default(),
                 lsm,
                 guard_lsm,
+                file_lsm,
             },
             ring,
         ))

@@ -7,6 +7,7 @@
 
 pub mod apparmor;
 pub mod exec;
+pub mod files;
 pub mod landlock;
 pub mod model;
 pub mod seccomp;
