@@ -142,12 +142,20 @@ pub struct Rsyslog {
     pub tcp_port: u16,
     pub tls_port: u16,
     pub udp_port: u16,
+    pub relp_port: u16,
+    pub relp_tls_port: u16,
     pub dir: PathBuf,
 }
 
 impl Rsyslog {
     pub fn start(dir: &Path, certs: &Certs) -> Rsyslog {
-        let (tcp_port, tls_port, udp_port) = (free_port(), free_port(), free_port());
+        let (tcp_port, tls_port, udp_port, relp_port, relp_tls_port) = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
         let d = dir.display();
         let conf = format!(
             r#"global(workDirectory="{d}"
@@ -157,49 +165,66 @@ impl Rsyslog {
   DefaultNetstreamDriverKeyFile="{key}")
 module(load="imtcp")
 module(load="imudp")
+module(load="imrelp")
 template(name="raw" type="string" string="%rawmsg%\n")
 ruleset(name="tcp") {{ action(type="omfile" file="{d}/tcp.log" template="raw") }}
 ruleset(name="tls") {{ action(type="omfile" file="{d}/tls.log" template="raw") }}
 ruleset(name="udp") {{ action(type="omfile" file="{d}/udp.log" template="raw") }}
+ruleset(name="relp") {{ action(type="omfile" file="{d}/relp.log" template="raw") }}
+ruleset(name="relptls") {{ action(type="omfile" file="{d}/relptls.log" template="raw") }}
 input(type="imtcp" address="127.0.0.1" port="{tcp_port}" ruleset="tcp")
 input(type="imtcp" address="127.0.0.1" port="{tls_port}" ruleset="tls"
   streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
 input(type="imudp" address="127.0.0.1" port="{udp_port}" ruleset="udp")
+input(type="imrelp" address="127.0.0.1" port="{relp_port}" ruleset="relp")
+input(type="imrelp" address="127.0.0.1" port="{relp_tls_port}" ruleset="relptls" tls="on"
+  tls.caCert="{ca}" tls.myCert="{cert}" tls.myPrivKey="{key}" tls.authMode="certvalid")
 "#,
             ca = certs.ca.display(),
             cert = certs.server_cert.display(),
             key = certs.server_key.display(),
         );
-        let conf_path = dir.join("rsyslog.conf");
-        std::fs::write(&conf_path, conf).unwrap();
+        std::fs::write(dir.join("rsyslog.conf"), conf).unwrap();
+        let mut r = Rsyslog {
+            proc: Proc(None),
+            tcp_port,
+            tls_port,
+            udp_port,
+            relp_port,
+            relp_tls_port,
+            dir: dir.to_owned(),
+        };
+        r.spawn();
+        r
+    }
+
+    /// Start rsyslogd (again) on the same ports and wait until it listens.
+    pub fn spawn(&mut self) {
+        self.proc.stop();
+        let dir = &self.dir;
         let log = std::fs::File::create(dir.join("rsyslogd.out")).unwrap();
         let child = Command::new("rsyslogd")
             .arg("-n")
             .arg("-f")
-            .arg(&conf_path)
+            .arg(dir.join("rsyslog.conf"))
             .arg("-i")
             .arg(dir.join("rsyslogd.pid"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("rsyslogd (apt package rsyslog, installed by `cargo xtask setup`)");
-        let r = Rsyslog {
-            proc: Proc(Some(child)),
-            tcp_port,
-            tls_port,
-            udp_port,
-            dir: dir.to_owned(),
-        };
+            .expect("rsyslogd (apt packages rsyslog and rsyslog-relp, installed by `cargo xtask setup`)");
+        self.proc = Proc(Some(child));
         assert!(
-            wait_port(tcp_port, Duration::from_secs(20))
-                && wait_port(tls_port, Duration::from_secs(5)),
+            wait_port(self.tcp_port, Duration::from_secs(20))
+                && wait_port(self.tls_port, Duration::from_secs(5))
+                && wait_port(self.relp_port, Duration::from_secs(5))
+                && wait_port(self.relp_tls_port, Duration::from_secs(5)),
             "rsyslogd did not listen:\n{}",
             std::fs::read_to_string(dir.join("rsyslogd.out")).unwrap_or_default()
         );
-        r
     }
 
-    /// Lines rsyslog wrote for one input (`tcp`, `tls`, `udp`).
+    /// Lines rsyslog wrote for one input (`tcp`, `tls`, `udp`, `relp`, `relptls`).
     pub fn lines(&self, input: &str) -> Vec<String> {
         std::fs::read_to_string(self.dir.join(format!("{input}.log")))
             .unwrap_or_default()

@@ -102,8 +102,8 @@ fn http_get(port: u16, path: &str) -> String {
 }
 
 #[test]
-fn syslog_reaches_rsyslog_over_tcp_tls_and_udp_in_every_format() {
-    if !require_root("syslog_reaches_rsyslog_over_tcp_tls_and_udp_in_every_format") {
+fn syslog_reaches_rsyslog_over_tcp_tls_udp_and_relp_in_every_format() {
+    if !require_root("syslog_reaches_rsyslog_over_tcp_tls_udp_and_relp_in_every_format") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -156,7 +156,30 @@ transport = "udp"
 address = "127.0.0.1:{udp}"
 allow_plaintext = true
 {filter}
+
+[[outputs]]
+name = "relp5424"
+type = "syslog"
+transport = "relp"
+address = "127.0.0.1:{relp}"
+allow_plaintext = true
+{filter}
+
+[[outputs]]
+name = "relptls"
+type = "syslog"
+transport = "relp-tls"
+format = "cef"
+address = "localhost:{relp_tls}"
+ca_file = "{ca}"
+client_cert = "{client_cert}"
+client_key = "{client_key}"
+{filter}
 "#,
+            relp = rs.relp_port,
+            relp_tls = rs.relp_tls_port,
+            client_cert = certs.client_cert.display(),
+            client_key = certs.client_key.display(),
             tcp = rs.tcp_port,
             tls = rs.tls_port,
             udp = rs.udp_port,
@@ -181,7 +204,13 @@ allow_plaintext = true
     ];
 
     // Every input got every alert exactly once, as exactly one line.
-    for (input, per_id) in [("tcp", 1), ("tls", 2), ("udp", 1)] {
+    for (input, per_id) in [
+        ("tcp", 1),
+        ("tls", 2),
+        ("udp", 1),
+        ("relp", 1),
+        ("relptls", 1),
+    ] {
         let lines = wait_for(Duration::from_secs(20), || {
             let lines = rs.lines(input);
             ids.iter()
@@ -226,7 +255,7 @@ allow_plaintext = true
             .filter(|l| l.contains(id))
             .collect()
     };
-    for input in ["tcp", "udp"] {
+    for input in ["tcp", "udp", "relp"] {
         let (head, params, msg) = syslog::parse(&by_id(input, &hostile)[0]).expect("rfc5424");
         assert_eq!(head[0], "<83>1", "authpriv.err for high");
         assert_eq!(head[5], "sensor.test");
@@ -298,7 +327,9 @@ allow_plaintext = true
         st.outputs.iter().all(|s| s.queued == 0).then_some(st)
     })
     .expect("queues drain");
-    for name in ["tcp5424", "tlscef", "tlsleef", "udp5424"] {
+    for name in [
+        "tcp5424", "tlscef", "tlsleef", "udp5424", "relp5424", "relptls",
+    ] {
         let s = sink(&st, name);
         assert_eq!((s.sent, s.dropped, s.rejected), (4, 0, 0), "{name}: {s:?}");
     }
@@ -763,4 +794,70 @@ fn bad_output_configs_are_refused_with_clear_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ca_file /nonexistent/ca.pem"), "{err}");
+}
+
+/// RELP: rsyslog acknowledges every message; while it is down alerts wait in the spool, and
+/// after it restarts on the same port every one arrives, once per id.
+#[test]
+fn relp_delivers_acknowledged_and_resumes_after_the_receiver_restarts() {
+    if !require_root("relp_delivers_acknowledged_and_resumes_after_the_receiver_restarts") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let certs_dir = dir.path().join("certs");
+    std::fs::create_dir(&certs_dir).unwrap();
+    let certs = Certs::generate(&certs_dir);
+    let rs_dir = dir.path().join("rsyslog");
+    std::fs::create_dir(&rs_dir).unwrap();
+    let mut rs = Rsyslog::start(&rs_dir, &certs);
+    let cfg = config(
+        dir.path(),
+        &format!(
+            r#"[[outputs]]
+name = "relp"
+type = "syslog"
+transport = "relp"
+address = "127.0.0.1:{}"
+allow_plaintext = true
+retry_min_ms = 100
+retry_max_secs = 1
+rules = ["sensor.test"]
+"#,
+            rs.relp_port
+        ),
+    );
+    let agent = Agent::start(Some(&cfg));
+    let arrived = |rs: &Rsyslog, ids: &[String]| {
+        let lines = rs.lines("relp");
+        ids.iter()
+            .map(|id| lines.iter().filter(|l| l.contains(id.as_str())).count())
+            .collect::<Vec<_>>()
+    };
+    let mut ids = raise(&agent, 50, Severity::Medium, Some("relp up"));
+    wait_for(Duration::from_secs(20), || {
+        (sink(&agent.status(), "relp").sent == 50).then_some(())
+    })
+    .unwrap_or_else(|| panic!("not sent: {:?}", sink(&agent.status(), "relp")));
+    assert!(arrived(&rs, &ids).iter().all(|n| *n == 1));
+
+    // Down: nothing is acknowledged, so everything waits in the spool.
+    rs.proc.stop();
+    ids.extend(raise(&agent, 50, Severity::Medium, Some("relp down")));
+    let st = wait_for(Duration::from_secs(20), || {
+        let st = agent.status();
+        (sink(&st, "relp").queued == 50 && sink(&st, "relp").failed >= 1).then_some(st)
+    })
+    .unwrap_or_else(|| panic!("not spooled: {:?}", sink(&agent.status(), "relp")));
+    assert_eq!(sink(&st, "relp").sent, 50);
+
+    // Back on the same port: all 100 arrive, once each.
+    rs.spawn();
+    wait_for(Duration::from_secs(30), || {
+        let st = agent.status();
+        (sink(&st, "relp").sent == 100 && sink(&st, "relp").queued == 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("not delivered: {:?}", sink(&agent.status(), "relp")));
+    let counts = arrived(&rs, &ids);
+    assert!(counts.iter().all(|n| *n == 1), "{counts:?}");
+    assert_eq!(sink(&agent.status(), "relp").dropped, 0);
 }

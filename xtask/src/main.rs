@@ -37,6 +37,7 @@ const APT_PACKAGES: &[&str] = &[
     // Real receivers for the output tests: syslog (TCP/TLS), SMTP, and certificates for TLS.
     "rsyslog",
     "rsyslog-gnutls",
+    "rsyslog-relp",
     "python3-aiosmtpd",
     "openssl",
 ];

@@ -36,6 +36,16 @@ pub enum SyslogTransport {
     Udp,
     Tcp,
     Tls,
+    /// RELP (rsyslog's `imrelp`): every message acknowledged by the receiver.
+    Relp,
+    #[serde(rename = "relp-tls")]
+    RelpTls,
+}
+
+impl SyslogTransport {
+    pub fn is_relp(self) -> bool {
+        matches!(self, SyslogTransport::Relp | SyslogTransport::RelpTls)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -111,7 +121,10 @@ impl OutputConfig {
     pub fn plaintext(&self) -> bool {
         match self.kind() {
             SinkKind::Stdout => false,
-            SinkKind::Syslog => self.transport != Some(SyslogTransport::Tls),
+            SinkKind::Syslog => !matches!(
+                self.transport,
+                Some(SyslogTransport::Tls | SyslogTransport::RelpTls)
+            ),
             SinkKind::Webhook => self
                 .url
                 .as_deref()
@@ -133,6 +146,8 @@ impl OutputConfig {
                 match self.transport {
                     Some(SyslogTransport::Udp) => "udp",
                     Some(SyslogTransport::Tcp) => "tcp",
+                    Some(SyslogTransport::Relp) => "relp",
+                    Some(SyslogTransport::RelpTls) => "relp+tls",
                     _ => "tls",
                 },
                 self.address.as_deref().unwrap_or("")
@@ -238,7 +253,7 @@ impl OutputConfig {
             Stdout => {}
             Syslog => {
                 if self.transport.is_none() {
-                    return Err("`transport` is missing (udp, tcp or tls)".into());
+                    return Err("`transport` is missing (udp, tcp, tls, relp or relp-tls)".into());
                 }
                 self.need_address()?;
                 if let Some(f) = &self.facility
@@ -346,6 +361,8 @@ mod tests {
             "name = \"out\"\ntype = \"stdout\"",
             "name = \"siem\"\ntype = \"syslog\"\ntransport = \"tls\"\naddress = \"siem:6514\"\nformat = \"cef\"",
             "name = \"u\"\ntype = \"syslog\"\ntransport = \"udp\"\naddress = \"127.0.0.1:514\"\nallow_plaintext = true",
+            "name = \"r\"\ntype = \"syslog\"\ntransport = \"relp\"\naddress = \"127.0.0.1:2514\"\nallow_plaintext = true",
+            "name = \"rt\"\ntype = \"syslog\"\ntransport = \"relp-tls\"\naddress = \"siem:2514\"\nca_file = \"/ca.pem\"",
             "name = \"hook\"\ntype = \"webhook\"\nurl = \"https://h.example/x\"\nformat = \"slack\"\nheaders = { Authorization = \"Bearer t\" }",
             "name = \"mail\"\ntype = \"email\"\naddress = \"smtp.example:587\"\nfrom = \"s@example.com\"\nto = [\"soc@example.com\"]",
         ] {
@@ -374,6 +391,18 @@ mod tests {
             (
                 "name = \"x\"\ntype = \"syslog\"\ntransport = \"tls\"\naddress = \"nohost\"",
                 "not host:port",
+            ),
+            (
+                "name = \"x\"\ntype = \"syslog\"\ntransport = \"relp\"\naddress = \"h:1\"",
+                "allow_plaintext",
+            ),
+            (
+                "name = \"x\"\ntype = \"syslog\"\ntransport = \"relp\"\naddress = \"h:1\"\nallow_plaintext = true\nca_file = \"/ca.pem\"",
+                "needs a TLS transport",
+            ),
+            (
+                "name = \"x\"\ntype = \"syslog\"\ntransport = \"relp+tls\"\naddress = \"h:1\"",
+                "unknown variant",
             ),
             (
                 "name = \"x\"\ntype = \"stdout\"\nurl = \"https://a\"",

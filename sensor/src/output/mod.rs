@@ -14,6 +14,7 @@ pub mod leef;
 pub mod metrics;
 pub mod ocsf;
 pub mod queue;
+pub mod relp;
 pub mod sink;
 pub mod smtp;
 pub mod spool;

@@ -171,6 +171,7 @@ pub enum Sender {
         ctx: Context,
         conn: Option<Stream>,
         udp: Option<tokio::net::UdpSocket>,
+        relp: Option<Box<super::relp::Session>>,
         timeout: Duration,
     },
     Webhook {
@@ -260,6 +261,7 @@ impl Sender {
                     ctx,
                     conn: None,
                     udp: None,
+                    relp: None,
                     timeout,
                 }
             }
@@ -429,6 +431,45 @@ impl Sender {
                         *udp = None;
                         return Err(SendError::retry(format!("udp {host}:{port}: {e}")));
                     }
+                }
+                Ok(())
+            }
+            Sender::Syslog {
+                transport: SyslogTransport::Relp | SyslogTransport::RelpTls,
+                host,
+                port,
+                tls,
+                server_name,
+                format,
+                ctx,
+                relp,
+                timeout,
+                ..
+            } => {
+                if relp.as_ref().is_some_and(|s| s.peer_gone()) {
+                    *relp = None;
+                }
+                if relp.is_none() {
+                    let t = tls.clone().map(|t| (t, server_name.as_str()));
+                    let stream = transport::connect(host, *port, t, *timeout)
+                        .await
+                        .map_err(SendError::retry)?;
+                    let session = super::relp::Session::open(stream, *timeout)
+                        .await
+                        .map_err(|e| SendError::retry(format!("{host}:{port}: {e}")))?;
+                    *relp = Some(Box::new(session));
+                }
+                let Some(session) = relp.as_mut() else {
+                    return Err(SendError::retry("not connected"));
+                };
+                let messages: Vec<Vec<u8>> = alerts
+                    .iter()
+                    .map(|a| format::render(*format, a, ctx))
+                    .collect();
+                // Unacknowledged messages are sent again on a new session: at-least-once.
+                if let Err(e) = session.send(&messages).await {
+                    *relp = None;
+                    return Err(SendError::retry(format!("{host}:{port}: {e}")));
                 }
                 Ok(())
             }
