@@ -481,13 +481,13 @@ fn mutual_tls_with_and_without_a_client_certificate() {
 }
 
 #[test]
-fn rate_limits_hold_per_source_and_failed_logins_raise_an_alert() {
-    if !require_root("rate_limits_hold_per_source_and_failed_logins_raise_an_alert") {
+fn rate_limits_hold_per_source_and_per_token_and_failed_logins_raise_an_alert() {
+    if !require_root("rate_limits_hold_per_source_and_per_token_and_failed_logins_raise_an_alert") {
         return;
     }
     let certs = tls_init(&["127.0.0.1", "localhost"]);
     let port = free_port();
-    let extra = "rate_per_source = 2.0\nburst_per_source = 10\nrate_per_token = 1000.0\nburst_per_token = 1000\nauth_failure_threshold = 8\n";
+    let extra = "rate_per_source = 2.0\nburst_per_source = 10\nrate_per_token = 1.0\nburst_per_token = 25\nauth_failure_threshold = 8\n";
     let mut text = with_tls_api(DEFAULT_TOML, port, certs.path(), extra);
     // The shipped values are replaced, not duplicated.
     for line in [
@@ -523,6 +523,28 @@ fn rate_limits_hold_per_source_and_failed_logins_raise_an_alert() {
     for _ in 0..5 {
         assert_eq!(api.call(&other, "GET", "/api/v1/status", None).status, 200);
     }
+    // One token spread over four sources, each inside its own burst: the token's burst of 25
+    // holds, while another token goes on.
+    let (_, spread) = create_token(&agent, "spread", "read", &[]);
+    let mut codes = Vec::new();
+    for ip in ["127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"] {
+        let o = ClientOptions {
+            token: Some(spread.clone()),
+            ..from(ip)
+        };
+        for _ in 0..10 {
+            codes.push(api.call(&o, "GET", "/api/v1/status", None).status);
+        }
+    }
+    assert!(codes[..25].iter().all(|c| *c == 200), "{codes:?}");
+    let limited = codes[25..].iter().filter(|c| **c == 429).count();
+    assert!(limited >= 12, "{codes:?}");
+    let (_, fresh) = create_token(&agent, "fresh", "read", &[]);
+    let o = ClientOptions {
+        token: Some(fresh),
+        ..from("127.0.0.8")
+    };
+    assert_eq!(api.call(&o, "GET", "/api/v1/status", None).status, 200);
     // Eight failed logins from 127.0.0.3 within the window raise one alert naming it.
     let attacker = ClientOptions {
         token: Some("snsr_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
@@ -549,7 +571,7 @@ fn rate_limits_hold_per_source_and_failed_logins_raise_an_alert() {
     assert_eq!(n, 1, "one alert per window");
     let st = agent.status().remote_api.expect("remote status");
     assert!(
-        st.rate_limited >= 16 && st.auth_failed >= 9 && st.auth_alerts == 1,
+        st.rate_limited >= 28 && st.auth_failed >= 9 && st.auth_alerts == 1,
         "{st:?}"
     );
 }
