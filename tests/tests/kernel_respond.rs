@@ -637,7 +637,17 @@ fn playbooks_dry_run_auto_evidence_and_report() {
     assert_eq!(freeze["outcome"], "ok", "{freeze}");
     let latency = freeze["latency_ms"].as_f64().unwrap();
     eprintln!("automatic freeze {latency:.1} ms after the triggering exec");
-    assert!(latency < 50.0, "freeze landed {latency} ms after the event");
+    // The 50 ms target holds on real CPUs; under qemu's emulated CPU (the kernel matrix) only
+    // a bound that still catches a freeze waiting on a timer tick or a poll interval.
+    let target = if std::env::var_os("SENSOR_EMULATED_CPU").is_some() {
+        250.0
+    } else {
+        50.0
+    };
+    assert!(
+        latency < target,
+        "freeze landed {latency} ms after the event (target {target} ms)"
+    );
     for step in ["collect-evidence", "kill", "notify"] {
         assert!(
             entries.iter().any(|e| e["actor"] == "playbook:auto"

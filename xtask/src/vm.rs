@@ -204,6 +204,8 @@ fn vm_script(bins: &BTreeMap<String, PathBuf>, sensor: &Path) -> String {
     let _ = writeln!(o, "export SENSOR_BIN={}", sensor.display());
     // This kernel loads BPF LSM programs: the agent must enforce with them.
     let _ = writeln!(o, "export SENSOR_EXPECT_BACKEND=lsm");
+    // Emulated CPUs (TCG) run many times slower: latency targets are for real hardware.
+    let _ = writeln!(o, "export SENSOR_EMULATED_CPU=1");
     for (i, s) in STEPS.iter().enumerate().filter(|(_, s)| selected(s)) {
         match (s.test, s.vm_only_script) {
             (Some((bin, args)), _) => {
